@@ -1,0 +1,53 @@
+"""Shared fixtures. Every test runs against a throwaway `$ULMFIT_DEMO_HOME` and `$FASTAI_HOME`, with corpora coming
+from `$ULMFIT_DEMO_MIRROR` (default `../shared/data`) and online downloads switched off: tests never reach the
+internet. Under CI a missing archive fails the test instead of skipping it."""
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_MIRROR = REPO.parent / "shared" / "data"
+
+os.environ.setdefault("ULMFIT_DEMO_MIRROR", str(DEFAULT_MIRROR))
+os.environ["ULMFIT_DEMO_OFFLINE"] = "1"
+# Two cores here and in CI: more threads than cores only adds contention between test processes.
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "browser: drives headless chromium against a live streamlit server")
+    config.addinivalue_line("markers", "slow: trains real models (seconds to minutes)")
+
+
+@pytest.fixture(scope="session")
+def fastai_home(tmp_path_factory):
+    "One fastai cache per test session: extracted corpora are shared between tests, never with the user's own cache."
+    p = tmp_path_factory.mktemp("fastai_home")
+    os.environ["FASTAI_HOME"] = str(p)
+    return p
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path, monkeypatch, fastai_home):
+    "A fresh, empty `$ULMFIT_DEMO_HOME` for each test."
+    h = tmp_path / "home"
+    monkeypatch.setenv("ULMFIT_DEMO_HOME", str(h))
+    return h
+
+
+def mirror_archive(name: str) -> Path:
+    "Path of `name` in the mirror; under CI a missing archive is a failure, elsewhere a skip."
+    p = Path(os.environ["ULMFIT_DEMO_MIRROR"]) / name
+    if not p.is_file():
+        msg = f"{name} not found in ULMFIT_DEMO_MIRROR={os.environ['ULMFIT_DEMO_MIRROR']}"
+        if os.environ.get("CI"):
+            pytest.fail(msg + " (CI requires it)")
+        pytest.skip(msg)
+    return p
+
+
+@pytest.fixture
+def imdb_sample_archive():
+    return mirror_archive("imdb_sample.tgz")

@@ -1,0 +1,3 @@
+from ulmfit_demo.cli import main
+
+raise SystemExit(main())

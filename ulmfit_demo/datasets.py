@@ -1,0 +1,515 @@
+"""Where corpora come from, and how they become one DataFrame shape: columns `text`, `label` and `split`.
+
+`label` is the class as a string, `""` for unlabelled text (IMDb's `unsup`, WikiText). `split` is one of `train`,
+`valid`, `test`, `unsup`. Named corpora are found in this order (DESIGN.md, "Where data comes from"): fastai's cache,
+then an archive of the same name in `$ULMFIT_DEMO_MIRROR` (a folder or base URL), then fastai's own download, then a
+clear message of what was tried; the built-in demo corpus is always there.
+"""
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+
+from ulmfit_demo import config
+from ulmfit_demo.extract import DEFAULT_LIMITS, Limits, UnsafeArchive, extract
+
+Progress = Callable[[str, float | None], None]
+SPLITS = ("train", "valid", "test", "unsup")
+
+
+class CorpusError(ValueError):
+    "A corpus cannot be had or used: the message says what was wrong and what to do."
+
+
+@dataclass(frozen=True)
+class NamedCorpus:
+    name: str
+    title: str
+    about: str
+    folder: str | None = None  # folder name inside fastai's data cache (and at the archive's root)
+    marker: str | None = None  # a path inside `folder` that only a complete extraction has
+    fastai_url: str | None = None  # attribute of fastai's `URLs`, for the online step
+    labelled: bool = True
+
+    @property
+    def archive(self) -> str | None:
+        return f"{self.folder}.tgz" if self.folder else None
+
+
+NAMED = {
+    c.name: c
+    for c in [
+        NamedCorpus("demo", "Demo reviews (built in)",
+                    "Short movie reviews written for this app, balanced positive/negative. Always available, offline."),
+        NamedCorpus("imdb_sample", "IMDb sample (1,000 reviews)",
+                    "1,000 IMDb reviews with a train/valid flag: fastai's URLs.IMDB_SAMPLE. About 0.5 MB.",
+                    folder="imdb_sample", marker="texts.csv", fastai_url="IMDB_SAMPLE"),
+        NamedCorpus("imdb", "IMDb full (100,000 reviews)",
+                    "The Large Movie Review Dataset: 25k train, 25k test (labelled), 50k unlabelled: fastai's "
+                    "URLs.IMDB, as in the ULMFiT paper. About 60 MB to download, 133 MB unpacked.",
+                    folder="imdb", marker="unsup", fastai_url="IMDB"),
+        NamedCorpus("wikitext2_small", "WikiText-2 (small, general English)",
+                    "Wikipedia articles, no labels: for pretraining a language model from scratch (ULMFiT stage 1). "
+                    "WikiText-2's validation file is used as training text here and its test file for validation.",
+                    folder="wikitext2_small", marker="valid.txt", labelled=False),
+    ]
+}
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,47}$")
+
+
+def check_name(name: str) -> str:
+    "A corpus name is a plain folder name: refuse `/`, `..` and the like before it touches a path."
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise CorpusError(f"{name!r} is not a valid corpus name: use letters, digits, '-' and '_' "
+                          f"(up to 48, starting with a letter or digit), for example 'my_reviews'.")
+    return name
+
+
+def _offline() -> bool:
+    # Tests (and air-gapped users) set this so a missing archive never turns into a download attempt.
+    return os.environ.get("ULMFIT_DEMO_OFFLINE", "") not in ("", "0", "false")
+
+
+# ----------------------------------------------------------------------------------------------------------- listing
+
+def uploads_dir() -> Path:
+    return config.sub("datasets")
+
+
+def list_corpora() -> list[dict]:
+    "Every corpus the app knows: named ones and uploads, with whether it can be loaded right now without fetching."
+    out = [dict(name=c.name, title=c.title, about=c.about, kind="named", labelled=c.labelled,
+                available=local_path(c.name) is not None, fetchable=c.folder is not None)
+           for c in NAMED.values()]
+    for d in sorted(uploads_dir().iterdir()):
+        meta = d / "meta.json"
+        if d.is_dir() and meta.exists() and (d / "corpus.parquet").exists():
+            m = json.loads(meta.read_text())
+            out.append(dict(name=d.name, title=f"{d.name} (uploaded)", about=m.get("about", "Uploaded corpus."),
+                            kind="upload", labelled=m.get("labelled", True), available=True, fetchable=False))
+    return out
+
+
+def local_path(name: str) -> Path | None:
+    "Where the corpus lies on disk now, or None if it would have to be fetched first."
+    check_name(name)
+    if name == "demo":
+        return config.ASSETS / "demo_reviews.csv"
+    if name in NAMED:
+        c = NAMED[name]
+        p = config.fastai_data() / c.folder
+        return p if (p / c.marker).exists() else None
+    p = uploads_dir() / name
+    return p if (p / "corpus.parquet").exists() else None
+
+
+# ----------------------------------------------------------------------------------------------------------- fetching
+
+def fetch(name: str, progress: Progress | None = None) -> Path:
+    """Make the named corpus available locally and return its folder. Tries fastai's cache, the mirror, fastai's
+    download, in that order; raises `CorpusError` listing what was tried."""
+    check_name(name)
+    if (p := local_path(name)) is not None:
+        return p
+    if name not in NAMED:
+        raise CorpusError(f"There is no corpus called {name!r}. Known: {', '.join(c['name'] for c in list_corpora())}.")
+    c = NAMED[name]
+    report = progress or (lambda msg, frac: None)
+    tried = [f"fastai's cache ({config.fastai_data() / c.folder}): not there"]
+    archive = _archive_from_fastai_cache(c)
+    if archive is None:
+        archive, why = _archive_from_mirror(c, report)
+        tried.append(why)
+    if archive is None and c.fastai_url and not _offline():
+        archive, why = _archive_online(c, report)
+        tried.append(why)
+    elif archive is None:
+        tried.append("online download: " + ("switched off (ULMFIT_DEMO_OFFLINE)" if c.fastai_url
+                                             else "fastai does not publish this corpus"))
+    if archive is None:
+        raise CorpusError(f"Could not get {name!r}. Tried: " + "; ".join(tried) + ". Put "
+                          f"{c.archive} in a folder and set ULMFIT_DEMO_MIRROR to it, or connect to the internet. "
+                          f"The built-in demo corpus still works.")
+    return _install(c, archive, report)
+
+
+def _archive_from_fastai_cache(c: NamedCorpus) -> Path | None:
+    # A user may have downloaded the archive with fastai but not extracted it (or the extraction was interrupted).
+    p = config.fastai_data().parent / "archive" / c.archive
+    return p if p.is_file() else None
+
+
+def _archive_from_mirror(c: NamedCorpus, report: Progress) -> tuple[Path | None, str]:
+    m = config.mirror()
+    if m is None:
+        return None, "mirror: ULMFIT_DEMO_MIRROR is not set"
+    if re.match(r"^https?://", m):
+        if _offline():
+            return None, f"mirror {m}: not tried (ULMFIT_DEMO_OFFLINE)"
+        try:
+            return _download(m.rstrip("/") + "/" + c.archive, c, report), f"mirror {m}"
+        except Exception as e:  # noqa: BLE001 - any network failure means: try the next source
+            return None, f"mirror {m}: {type(e).__name__}: {e}"
+    folder = Path(m).expanduser()
+    if not folder.is_dir():
+        return None, f"mirror {folder}: no such folder"
+    p = folder / c.archive
+    if not p.is_file():
+        return None, f"mirror {folder}: has no {c.archive}"
+    return p, f"mirror {folder}"
+
+
+def _archive_online(c: NamedCorpus, report: Progress) -> tuple[Path | None, str]:
+    from fastai.data.external import URLs  # the URL is fastai's; imported only here because it is slow
+
+    url = getattr(URLs, c.fastai_url)
+    try:
+        return _download(url, c, report), f"online {url}"
+    except Exception as e:  # noqa: BLE001
+        return None, f"online {url}: {type(e).__name__}: {e}"
+
+
+def _download(url: str, c: NamedCorpus, report: Progress) -> Path:
+    "Download with fastai's downloader (fastcore's `urlsave`) into fastai's archive folder, via a temp name."
+    from fastcore.net import urlsave
+
+    dest = config.fastai_data().parent / "archive" / c.archive
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(dest.name + ".part")
+
+    def hook(count=1, bsize=1, total=None):
+        frac = min(count * bsize / total, 1.0) if total and total > 0 else None
+        report(f"Downloading {c.archive}: {count * bsize / 1e6:,.1f} MB", frac)
+
+    try:
+        urlsave(url, tmp, reporthook=hook, timeout=60)
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return dest
+
+
+def _install(c: NamedCorpus, archive: Path, report: Progress) -> Path:
+    "Extract into a staging folder beside fastai's data and move the corpus folder into place in one rename."
+    data = config.fastai_data()
+    data.mkdir(parents=True, exist_ok=True)
+    staging = data / f".{c.folder}.staging"
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        extract(archive, staging, progress=report)
+        src = staging / c.folder
+        if not (src / c.marker).exists():
+            raise CorpusError(f"{archive} does not have fastai's layout: expected {c.folder}/{c.marker} inside.")
+        final = data / c.folder
+        if final.exists():  # an incomplete earlier extraction: replace it
+            shutil.rmtree(final)
+        os.replace(src, final)
+        return final
+    except UnsafeArchive as e:
+        raise CorpusError(f"{archive.name}: {e}") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------------------------------------- loading
+
+@dataclass
+class Corpus:
+    name: str
+    df: pd.DataFrame  # text, label, split
+    problems: list[str] = field(default_factory=list)  # things a person should know (non-UTF-8 files, dropped rows)
+
+    @property
+    def labels(self) -> list[str]:
+        return sorted(x for x in self.df["label"].unique() if x != "")
+
+
+def load(name: str, progress: Progress | None = None) -> Corpus:
+    "The corpus as a DataFrame, fetching it first if needed. Folder corpora are cached as parquet after the first read."
+    path = fetch(name, progress) if name != "demo" else local_path("demo")
+    if name == "demo":
+        return Corpus(name, _from_sample_csv(path))
+    if name == "imdb_sample":
+        return Corpus(name, _from_sample_csv(path / "texts.csv"))
+    if name in NAMED:
+        cached = config.sub("cache") / f"corpus-{name}-{_stamp(path)}.parquet"
+        if cached.exists():
+            meta = json.loads(cached.with_suffix(".json").read_text())
+            return Corpus(name, pd.read_parquet(cached), meta["problems"])
+        df, problems = (_from_imdb_folder(path, progress) if name == "imdb" else _from_wikitext(path))
+        tmp = cached.with_name(cached.name + ".tmp")
+        df.to_parquet(tmp, index=False)
+        os.replace(tmp, cached)
+        config.atomic_write(cached.with_suffix(".json"), json.dumps({"problems": problems}))
+        return Corpus(name, df, problems)
+    meta = json.loads((path / "meta.json").read_text())
+    return Corpus(name, pd.read_parquet(path / "corpus.parquet"), meta.get("problems", []))
+
+
+def _stamp(path: Path) -> str:
+    # Cheap identity of an extracted folder: it changes when the corpus is extracted again.
+    st = path.stat()
+    return hashlib.sha1(f"{path}|{st.st_mtime_ns}|{st.st_ino}".encode()).hexdigest()[:12]
+
+
+def _frame(text, label, split) -> pd.DataFrame:
+    return pd.DataFrame({"text": pd.Series(text, dtype=str), "label": pd.Series(label, dtype=str),
+                         "split": pd.Series(split, dtype=str)})
+
+
+def _from_sample_csv(path: Path) -> pd.DataFrame:
+    "fastai's IMDB_SAMPLE layout: `label,text,is_valid`."
+    raw = pd.read_csv(path)
+    valid = raw["is_valid"].astype(str).str.lower().isin(["true", "1"])
+    return _frame(raw["text"], raw["label"], valid.map({True: "valid", False: "train"}))
+
+
+def read_text_file(p: Path, problems: list[str]) -> str:
+    "UTF-8, else read as Windows-1252/Latin-1 and reported by name: one odd file never costs the whole corpus."
+    raw = p.read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        problems.append(str(p))
+        try:
+            return raw.decode("cp1252")
+        except UnicodeDecodeError:
+            return raw.decode("latin-1")
+
+
+def summarize_problems(paths: list[str], what: str = "files") -> list[str]:
+    if not paths:
+        return []
+    names = ", ".join(Path(p).name for p in paths[:10]) + (" ..." if len(paths) > 10 else "")
+    return [f"{len(paths)} {what} not UTF-8 (kept, read as Windows-1252/Latin-1; check them): {names}"]
+
+
+def _from_imdb_folder(path: Path, progress: Progress | None) -> tuple[pd.DataFrame, list[str]]:
+    "fastai's IMDB layout: train/{pos,neg}, test/{pos,neg}, unsup."
+    report = progress or (lambda msg, frac: None)
+    jobs = [(path / s / lab, lab, s) for s in ("train", "test") for lab in ("neg", "pos")] + [(path / "unsup", "", "unsup")]
+    texts, labels, splits, bad = [], [], [], []
+    for k, (folder, lab, split) in enumerate(jobs):
+        report(f"Reading {split}/{lab or 'unlabelled'} reviews", k / len(jobs))
+        for e in sorted(os.scandir(folder), key=lambda e: e.name):
+            if e.name.endswith(".txt"):
+                texts.append(read_text_file(Path(e.path), bad))
+                labels.append(lab)
+                splits.append(split)
+    report("Read all reviews", 1.0)
+    return _frame(texts, labels, splits), summarize_problems(bad)
+
+
+def _from_wikitext(path: Path) -> tuple[pd.DataFrame, list[str]]:
+    "One document per Wikipedia article: articles start at top-level ` = Title = ` lines."
+    texts, splits = [], []
+    for fname, split in (("valid.txt", "train"), ("test.txt", "valid")):
+        cur: list[str] = []
+        for line in (path / fname).read_text(encoding="utf-8").splitlines():
+            if re.match(r"^ = [^=].* = $", line) and cur:
+                texts.append("\n".join(cur).strip())
+                splits.append(split)
+                cur = []
+            if line.strip():
+                cur.append(line.strip())
+        if cur:
+            texts.append("\n".join(cur).strip())
+            splits.append(split)
+    return _frame(texts, [""] * len(texts), splits), []
+
+
+# ----------------------------------------------------------------------------------------------------------- stats
+
+def info(corpus: Corpus) -> dict:
+    "Counts per split and per label (`\"\"` for unlabelled): the numbers `data info --json` prints."
+    df = corpus.df
+    return {"name": corpus.name, "n_docs": int(len(df)),
+            "by_split": {k: int(v) for k, v in df["split"].value_counts().sort_index().items()},
+            "by_label": {k: int(v) for k, v in df["label"].value_counts().sort_index().items()}}
+
+
+def counts_table(corpus: Corpus) -> pd.DataFrame:
+    "Documents per split (rows) and label (columns), for the Data page."
+    t = pd.crosstab(corpus.df["split"], corpus.df["label"].replace("", "(unlabelled)"))
+    return t.reindex([s for s in SPLITS if s in t.index])
+
+
+def classifier_frame(corpus: Corpus, seed: int = 42) -> pd.DataFrame:
+    """Labelled rows with an `is_valid` column, as fastai's `TextDataLoaders.from_df(valid_col=...)` wants. Uses the
+    corpus's own valid split, else its test split (as the seeds do for IMDb), else a seeded random 20%. Refuses a
+    corpus a classifier cannot learn from, with a message."""
+    df = corpus.df[corpus.df["label"] != ""]
+    labels = sorted(df["label"].unique())
+    if len(labels) == 0:
+        raise CorpusError(f"{corpus.name!r} has no labels: it can fine-tune a language model, but a classifier needs "
+                          f"labelled text. Upload a CSV with a label column, or pick a labelled corpus.")
+    if len(labels) == 1:
+        raise CorpusError(f"{corpus.name!r} has only one label ({labels[0]!r}): a classifier needs at least two. It can "
+                          f"still fine-tune a language model.")
+    df = df.copy()
+    if (df["split"] == "valid").any():
+        df["is_valid"] = df["split"] == "valid"
+    elif (df["split"] == "test").any():
+        df["is_valid"] = df["split"] == "test"
+    else:
+        df["is_valid"] = df.sample(frac=1.0, random_state=seed).index.isin(df.sample(frac=0.2, random_state=seed).index)
+    if df["is_valid"].all() or not df["is_valid"].any():
+        raise CorpusError(f"{corpus.name!r} needs both training and validation rows for a classifier.")
+    return df.reset_index(drop=True)
+
+
+def fingerprint(df: pd.DataFrame) -> str:
+    "A content hash of a corpus frame: caches of tokenized text are keyed by it, so an edited corpus is never stale."
+    h = hashlib.sha256()
+    h.update(pd.util.hash_pandas_object(df[["text", "label", "split"]], index=False).values.tobytes())
+    return h.hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------------------------------------------- uploads
+
+def _store_upload(name: str, df: pd.DataFrame, about: str, problems: list[str], overwrite: bool) -> Corpus:
+    "Write the normalised frame and its metadata into a temp folder, then rename: an existing corpus is never half-lost."
+    check_name(name)
+    if name in NAMED:
+        raise CorpusError(f"{name!r} is the name of a built-in corpus: pick another name.")
+    final = uploads_dir() / name
+    if final.exists() and not overwrite:
+        raise CorpusError(f"A corpus called {name!r} already exists: pick another name, or choose to replace it.")
+    tmp = Path(tempfile.mkdtemp(dir=uploads_dir(), prefix=f".{name}."))
+    try:
+        df.to_parquet(tmp / "corpus.parquet", index=False)
+        labelled = (df["label"] != "").any()
+        (tmp / "meta.json").write_text(json.dumps({"about": about, "problems": problems, "labelled": bool(labelled),
+                                                   "n_docs": len(df)}))
+        if final.exists():
+            old = final.with_name(f".{name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(final, old)
+            os.replace(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return Corpus(name, df, problems)
+
+
+def read_csv_upload(data: bytes) -> pd.DataFrame:
+    "Parse an uploaded CSV (UTF-8, else Latin-1), with messages a person can act on."
+    if not data or not data.strip():
+        raise CorpusError("The CSV file is empty: upload a file with a header row and at least one row of text.")
+    for enc in ("utf-8-sig", "cp1252", "latin-1"):
+        try:
+            text = data.decode(enc)
+            break
+        except UnicodeDecodeError:
+            continue
+    try:
+        raw = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        raise CorpusError("The CSV file is empty: upload a file with a header row and at least one row of text.") from None
+    except pd.errors.ParserError as e:
+        raise CorpusError(f"This file could not be read as CSV ({e}). Save it as comma-separated values and retry.") from None
+    if raw.empty:
+        raise CorpusError(f"The CSV has a header ({', '.join(raw.columns)}) but no rows of text.")
+    return raw
+
+
+def import_csv(name: str, data: bytes, text_col: str, label_col: str | None = None, valid_col: str | None = None,
+               overwrite: bool = False) -> Corpus:
+    """Store an uploaded CSV as corpus `name`. `label_col` None makes a language-model-only corpus; `valid_col`
+    holds a truthy flag (True/1/yes/valid) for validation rows."""
+    check_name(name)
+    raw = read_csv_upload(data)
+    wanted = [c for c in (text_col, label_col, valid_col) if c]
+    missing = [c for c in wanted if c not in raw.columns]
+    if missing:
+        raise CorpusError(f"The CSV has no column {', '.join(repr(c) for c in missing)}. Columns found: "
+                          f"{', '.join(repr(c) for c in raw.columns)}. Pick the columns to use from those.")
+    text = raw[text_col].astype(str)
+    keep = text.str.strip() != ""
+    problems = [f"{int((~keep).sum())} rows with empty text were left out"] if (~keep).any() else []
+    raw = raw[keep]
+    if raw.empty:
+        raise CorpusError(f"Every row of column {text_col!r} is empty: pick the column that holds the text.")
+    label = raw[label_col].astype(str).str.strip() if label_col else pd.Series([""] * len(raw), index=raw.index)
+    if valid_col:
+        split = raw[valid_col].astype(str).str.strip().str.lower().isin(["true", "1", "yes", "valid", "y"]).map(
+            {True: "valid", False: "train"})
+    else:
+        split = pd.Series(["train"] * len(raw), index=raw.index)
+    df = _frame(raw[text_col].values, label.values, split.values)
+    labs = sorted(set(df["label"]) - {""})
+    about = (f"Uploaded CSV: {len(df):,} texts, " + (f"labels {', '.join(labs)}." if labs else "no labels (language model only)."))
+    if len(labs) == 1:
+        problems.append(f"only one label ({labs[0]!r}): usable for the language model, not for a classifier")
+    return _store_upload(name, df, about, problems, overwrite)
+
+
+def import_folder_zip(name: str, data: bytes, limits: Limits = DEFAULT_LIMITS, overwrite: bool = False) -> Corpus:
+    """Store an uploaded zip of one folder per class of `.txt` files (optionally under `train/` and `valid/` or
+    `test/`, optionally inside one top folder) as corpus `name`."""
+    check_name(name)
+    if not data:
+        raise CorpusError("The zip file is empty.")
+    with tempfile.TemporaryDirectory() as td:
+        zpath = Path(td) / "upload.zip"
+        zpath.write_bytes(data)
+        if not zipfile.is_zipfile(zpath):
+            raise CorpusError("This file is not a zip archive: upload a .zip holding one folder per class of .txt files.")
+        try:
+            root = extract(zpath, Path(td) / "x", limits=limits)
+        except UnsafeArchive as e:
+            raise CorpusError(f"The zip was refused, nothing was stored: {e}") from None
+        df, problems = _from_class_folders(root)
+    about = f"Uploaded zip: {len(df):,} texts, labels {', '.join(sorted(set(df['label'])))}."
+    return _store_upload(name, df, about, problems, overwrite)
+
+
+def _from_class_folders(root: Path) -> tuple[pd.DataFrame, list[str]]:
+    dirs = [d for d in root.iterdir() if d.is_dir() and not d.name.startswith(("__MACOSX", "."))]
+    files = [f for f in root.iterdir() if f.is_file()]
+    while len(dirs) == 1 and not files:  # zips often wrap everything in one top folder
+        root = dirs[0]
+        dirs = [d for d in root.iterdir() if d.is_dir() and not d.name.startswith(("__MACOSX", "."))]
+        files = [f for f in root.iterdir() if f.is_file()]
+    split_dirs = {d.name.lower(): d for d in dirs if d.name.lower() in ("train", "valid", "test")}
+    layout = ([(d, "valid" if s == "test" else s) for s, d in split_dirs.items()] if split_dirs else [(root, "train")])
+    texts, labels, splits, bad, skipped = [], [], [], [], 0
+    for base, split in layout:
+        for cls in sorted(d for d in base.iterdir() if d.is_dir() and not d.name.startswith(("__MACOSX", "."))):
+            for f in sorted(cls.rglob("*")):
+                if not f.is_file():
+                    continue
+                if f.suffix.lower() != ".txt":
+                    skipped += 1
+                    continue
+                texts.append(read_text_file(f, bad))
+                labels.append(cls.name)
+                splits.append(split)
+    if not texts:
+        raise CorpusError("No .txt files were found in class folders. The zip should hold one folder per class, e.g. "
+                          "pos/1.txt, neg/2.txt (optionally inside train/ and valid/).")
+    problems = summarize_problems(bad)
+    if skipped:
+        problems.append(f"{skipped} files that are not .txt were left out")
+    if len(set(labels)) == 1:
+        problems.append(f"only one class folder ({labels[0]!r}): usable for the language model, not for a classifier")
+    return _frame(texts, labels, splits), problems
+
+
+def delete_upload(name: str) -> None:
+    check_name(name)
+    if name in NAMED:
+        raise CorpusError(f"{name!r} is built in and cannot be deleted.")
+    shutil.rmtree(uploads_dir() / name)

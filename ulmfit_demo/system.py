@@ -1,0 +1,16 @@
+"""What hardware the app runs on: shown on the home page and recorded with every run."""
+from functools import lru_cache
+
+
+@lru_cache(maxsize=1)
+def device_info() -> dict:
+    "`{'device': 'cuda'|'cpu', 'name', 'memory_gb', 'bf16'}`, measured once per process."
+    import torch
+
+    if torch.cuda.is_available():
+        p = torch.cuda.get_device_properties(0)
+        return {"device": "cuda", "name": p.name, "memory_gb": round(p.total_memory / 1024**3, 1),
+                "bf16": torch.cuda.is_bf16_supported()}
+    import os
+
+    return {"device": "cpu", "name": f"CPU ({os.cpu_count()} cores)", "memory_gb": None, "bf16": False}

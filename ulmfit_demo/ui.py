@@ -1,0 +1,83 @@
+"""Streamlit helpers shared by pages: the corpus picker, token chips, page set-up. Only pages import this module;
+the worker and the CLI never do (they must not import streamlit)."""
+import html
+
+import streamlit as st
+
+from ulmfit_demo import datasets
+
+# What each of fastai's special tokens means, in plain words (fastai.text.core: TK_MAJ, TK_UP, TK_REP, ...).
+SPECIAL_TOKENS = {
+    "xxbos": "beginning of a text: tells the model a new review starts here, so it can forget the previous one",
+    "xxeos": "end of a text",
+    "xxmaj": "the next word was Capitalised: the word itself is lower-cased so 'The' and 'the' share one entry",
+    "xxup": "the next word was written in ALL CAPS (and is lower-cased after this marker)",
+    "xxrep": "a character repeated: 'xxrep 4 !' stands for '!!!!'",
+    "xxwrep": "a word repeated: 'xxwrep 4 very' stands for 'very very very very'",
+    "xxunk": "unknown: a word too rare to get its own entry in the vocabulary",
+    "xxpad": "padding: fills up shorter texts so a batch is a rectangle; the model ignores it",
+    "xxfld": "separates fields when a text is made of several columns",
+}
+
+_CSS = """
+<style>
+.tok {display:inline-block; margin:1px 2px; padding:0 4px; border-radius:4px; background:#eef1f5;
+      font-family:ui-monospace,SFMono-Regular,Menlo,monospace; font-size:0.85em; line-height:1.6em;}
+.tok.sp {background:#fde2b6; color:#8a4b00; font-weight:600;}
+.tok.pad {background:#f3f3f3; color:#aaa;}
+.tok.unk {background:#f9c9c9; color:#8a0000;}
+.tokrow {line-height:1.9em;}
+</style>
+"""
+
+
+def setup_page(title: str, icon: str = "") -> None:
+    "Title plus the shared CSS for token chips. Call once at the top of a page."
+    st.markdown(_CSS, unsafe_allow_html=True)
+    st.title(f"{icon} {title}".strip())
+
+
+def token_chip(tok: str, title: str | None = None) -> str:
+    "One token as an HTML chip; special tokens stand out. All text is escaped: tokens come from user input."
+    cls = "tok"
+    if tok == "xxpad":
+        cls += " pad"
+    elif tok == "xxunk":
+        cls += " unk"
+    elif tok in SPECIAL_TOKENS:
+        cls += " sp"
+    tip = title if title is not None else SPECIAL_TOKENS.get(tok, "")
+    shown = html.escape(tok.replace("\n", "\\n").replace(" ", "·") if tok.strip() or tok == "" else repr(tok)[1:-1])
+    return f'<span class="{cls}" title="{html.escape(tip)}">{shown}</span>'
+
+
+def tokens_html(tokens, titles=None) -> str:
+    chips = [token_chip(t, None if titles is None else titles[i]) for i, t in enumerate(tokens)]
+    return '<div class="tokrow">' + "".join(chips) + "</div>"
+
+
+def corpus_picker(where=st.sidebar, key: str = "corpus") -> str:
+    """A select box of corpora that are on disk (the Data page fetches the others). The choice is shared by all
+    pages through `st.session_state['corpus']` and defaults to the built-in demo corpus."""
+    rows = [r for r in datasets.list_corpora() if r["available"]]
+    names = [r["name"] for r in rows]
+    titles = {r["name"]: r["title"] for r in rows}
+    if st.session_state.get("corpus") not in names:
+        st.session_state["corpus"] = "demo"
+    choice = where.selectbox("Corpus", names, index=names.index(st.session_state["corpus"]),
+                             format_func=lambda n: titles[n], key=f"{key}_picker",
+                             help="Corpora on this machine. Get IMDb or upload your own on the Data page.")
+    st.session_state["corpus"] = choice
+    return choice
+
+
+@st.cache_data(show_spinner="Loading corpus...", max_entries=4)
+def load_corpus(name: str, stamp: str):
+    "Cached per (name, stamp): `stamp` changes when an upload is replaced, so a page never shows a stale corpus."
+    return datasets.load(name)
+
+
+def current_corpus(name: str):
+    p = datasets.local_path(name)
+    stamp = str(p.stat().st_mtime_ns) if p is not None else ""
+    return load_corpus(name, stamp)

@@ -66,8 +66,9 @@ def _zip_check(zf: zipfile.ZipFile, limits: Limits):
     total = packed = 0
     for zi in infos:
         _check_name(zi.filename)
-        mode = zi.external_attr >> 16
-        if mode and (stat.S_ISLNK(mode) or not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))):
+        # Unix zips keep the file type in the high bits; many tools write permissions alone (type 0 = plain file).
+        ftype = stat.S_IFMT(zi.external_attr >> 16)
+        if ftype and ftype not in (stat.S_IFREG, stat.S_IFDIR):
             raise UnsafeArchive(f"refused: member {zi.filename!r} is a link or special file")
         total += zi.file_size
         packed += zi.compress_size

@@ -56,6 +56,21 @@ def tokens_html(tokens, titles=None) -> str:
     return '<div class="tokrow">' + "".join(chips) + "</div>"
 
 
+def token_table_html(rows, window: int | None = None, row_labels=None) -> str:
+    """Rows of tokens as an HTML table of chips. With `window`, alternate cell shading every `window` tokens so the
+    windows a model reads at once are visible."""
+    out = ['<div style="overflow-x:auto"><table style="border-collapse:collapse;font-size:0.85em">']
+    for r, row in enumerate(rows):
+        label = "" if row_labels is None else f'<th style="padding:2px 6px;text-align:right;color:#666">{html.escape(str(row_labels[r]))}</th>'
+        cells = []
+        for j, tok in enumerate(row):
+            shade = "#f7f7fb" if window and (j // window) % 2 else "transparent"
+            cells.append(f'<td style="padding:0;background:{shade}">{token_chip(tok)}</td>')
+        out.append(f"<tr>{label}{''.join(cells)}</tr>")
+    out.append("</table></div>")
+    return "".join(out)
+
+
 def corpus_picker(where=st.sidebar, key: str = "corpus") -> str:
     """A select box of corpora that are on disk (the Data page fetches the others). The choice is shared by all
     pages through `st.session_state['corpus']` and defaults to the built-in demo corpus."""

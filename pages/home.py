@@ -1,0 +1,65 @@
+"""Home: what ULMFiT is, in three steps, and what this machine has ready right now."""
+import importlib.util
+
+import streamlit as st
+
+from ulmfit_demo import config, datasets, system, ui
+
+ui.setup_page("ULMFiT Studio", "🎓")
+st.markdown("**Teach a computer to judge movie reviews, by first teaching it to read.** ULMFiT (Howard & Ruder, "
+            "2018) gets a good sentiment classifier from few labelled examples by reusing a language model.")
+
+STAGES = [
+    ("1", "General language model", "Learns English by predicting the next word of Wikipedia articles "
+     "(fastai ships this model pretrained on WikiText-103)."),
+    ("2", "Fine-tuned language model", "Keeps predicting the next word, now on movie reviews, so it picks up how "
+     "reviewers write."),
+    ("3", "Sentiment classifier", "Reuses that model's reading skills and learns positive vs negative from "
+     "labelled reviews, unfreezing its layers gradually."),
+]
+boxes = "".join(
+    f'<div style="flex:1;border:1px solid #d0d7de;border-radius:10px;padding:12px;background:#fafbfc">'
+    f'<div style="font-size:0.8em;color:#57606a">STAGE {n}</div><div style="font-weight:600;margin:4px 0">{t}</div>'
+    f'<div style="font-size:0.9em">{d}</div></div>'
+    + ('<div style="align-self:center;font-size:1.6em;color:#8c959f">→</div>' if n != "3" else "")
+    for n, t, d in STAGES)
+st.markdown(f'<div style="display:flex;gap:10px;margin:8px 0 18px 0">{boxes}</div>', unsafe_allow_html=True)
+
+st.subheader("On this machine now")
+corpora = datasets.list_corpora()
+have = [c["title"] for c in corpora if c["available"]]
+missing = [c["title"] for c in corpora if not c["available"]]
+dev = system.device_info()
+c1, c2, c3, c4 = st.columns(4)
+c1.metric("Corpora ready", len(have), help="\n".join(have))
+c2.metric("Device", "GPU" if dev["device"] == "cuda" else "CPU", help=dev["name"])
+
+# Training and models arrive as their own modules; until one is installed its status is simply not shown.
+if importlib.util.find_spec("ulmfit_demo.models"):
+    from ulmfit_demo import models
+    c3.metric("Trained models", len(models.list_models()))
+if importlib.util.find_spec("ulmfit_demo.pretrained"):
+    from ulmfit_demo import pretrained
+    found = pretrained.find_pretrained("fwd", fetch=False) is not None
+    c4.metric("Pretrained encoder", "found" if found else "not found",
+              help="fastai's WikiText-103 AWD-LSTM weights. Without them, training starts from scratch (slower, "
+                   "less accurate).")
+
+st.caption(f"Ready: {', '.join(have)}." + (f" Not fetched yet: {', '.join(missing)} (get them on the Data page)."
+                                           if missing else "") + f" Running on {dev['name']}.")
+
+st.subheader("Where to go")
+LINKS = [
+    ("pages/data.py", "Data", ":material/dataset:", "Get a corpus and see it as the model sees it: tokens and batches."),
+    ("pages/tokenizers.py", "Tokenizers", ":material/text_fields:", "Type any text; compare word and subword tokens."),
+    ("pages/train.py", "Train", ":material/model_training:", "Fine-tune a language model and a classifier in the background."),
+    ("pages/sentiment.py", "Sentiment", ":material/sentiment_satisfied:", "Judge a review, and see which words decided it."),
+    ("pages/generate.py", "Generate", ":material/edit_note:", "Let the language model write a review from a prompt."),
+    ("pages/models.py", "Models", ":material/inventory_2:", "Trained models: compare, export, import, inspect mistakes."),
+]
+for path, title, icon, what in LINKS:
+    if (config.REPO / path).exists():
+        a, b = st.columns([1, 4])
+        with a:
+            st.page_link(path, label=title, icon=icon)
+        b.write(what)

@@ -1,0 +1,92 @@
+"""AppTest: the home and Data pages render, switch corpora, follow the sliders, and report fetch failures."""
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import mirror_archive
+from streamlit.testing.v1 import AppTest
+
+from ulmfit_demo import config, datasets
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run(path, **kw):
+    at = AppTest.from_file(str(REPO / path), default_timeout=120)
+    for k, v in kw.items():
+        at.session_state[k] = v
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_home_shows_stages_and_machine_status():
+    at = run("app.py")
+    md = " ".join(m.value for m in at.markdown)
+    for stage in ("General language model", "Fine-tuned language model", "Sentiment classifier"):
+        assert stage in md
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Device"] in ("CPU", "GPU")
+    assert int(metrics["Corpora ready"]) >= 1  # the demo corpus, always
+    assert any("demo" in c.value.lower() for c in at.caption)
+
+
+def test_data_page_demo_counts_and_lm_picture_follow_sliders():
+    at = run("pages/data.py")
+    metrics = {m.label: m.value for m in at.metric}
+    n = len(datasets.load("demo").df)
+    assert metrics["Documents"] == f"{n:,}"
+    heads = [s.value for s in at.subheader]
+    assert any("cut into 6 mini-streams" in h for h in heads)
+    at.slider(key="data_lm_bs").set_value(3).run()
+    assert any("cut into 3 mini-streams" in s.value for s in at.subheader)
+    at.slider(key="data_lm_seq").set_value(10).run()
+    assert any("windows of 10" in c.value for c in at.caption)
+    # the LMDataLoader explanation states the real row length fastai used
+    assert any("hold" in m.value and "tokens each" in m.value for m in at.markdown)
+
+
+def test_data_page_switches_corpus():
+    mirror_archive("imdb_sample.tgz")
+    datasets.fetch("imdb_sample")
+    at = run("pages/data.py")
+    at.radio(key="data_choice").set_value("imdb_sample").run()
+    assert not at.exception
+    assert {m.label: m.value for m in at.metric}["Documents"] == "1,000"
+    assert at.session_state["corpus"] == "imdb_sample"
+    assert any("random sample" in c.value or "all 1,000" in c.value for c in at.caption)
+
+
+def test_data_page_get_with_missing_archive_shows_message_and_stays_usable(monkeypatch, tmp_path):
+    monkeypatch.setenv("ULMFIT_DEMO_MIRROR", str(tmp_path))  # a mirror folder without imdb.tgz
+    shutil.rmtree(config.fastai_data() / "imdb", ignore_errors=True)
+    at = run("pages/data.py")
+    at.radio(key="data_choice").set_value("imdb").run()
+    at.button(key="data_get").click().run()
+    assert not at.exception
+    assert any("has no imdb.tgz" in e.value and "demo corpus still works" in e.value for e in at.error)
+    at.radio(key="data_choice").set_value("demo").run()
+    assert not at.exception and at.metric
+
+
+def test_data_page_get_from_mirror(fastai_home):
+    mirror_archive("imdb_sample.tgz")
+    shutil.rmtree(config.fastai_data() / "imdb_sample", ignore_errors=True)
+    at = run("pages/data.py")
+    at.radio(key="data_choice").set_value("imdb_sample").run()
+    at.button(key="data_get").click().run()
+    assert not at.exception
+    assert (config.fastai_data() / "imdb_sample" / "texts.csv").exists()
+    assert {m.label: m.value for m in at.metric}["Documents"] == "1,000"
+
+
+def test_data_page_with_a_2mb_review_and_no_labels():
+    big = ("What a long review. " * 100_000)[:2_000_000]
+    datasets.import_csv("huge", pd.DataFrame({"text": [big, "tiny one", "another"]}).to_csv(index=False).encode(), "text")
+    at = run("pages/data.py", corpus="huge")
+    assert at.session_state["corpus"] == "huge"
+    assert any("no labels" in i.value for i in at.info)  # no classifier batch, said plainly
+    at.radio(key="data_lm_src").set_value("The start of this corpus").run()
+    assert not at.exception

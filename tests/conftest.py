@@ -1,11 +1,12 @@
 """Shared fixtures. Every test runs against a throwaway `$ULMFIT_DEMO_HOME` and `$FASTAI_HOME`, with corpora coming
 from `$ULMFIT_DEMO_MIRROR` (default `../shared/data`) and online downloads switched off: tests never reach the
-internet. Under CI a missing archive fails the test instead of skipping it."""
+internet. A missing archive fails the test instead of skipping it (see `support.mirror_archive`)."""
 import os
-import shutil
 from pathlib import Path
 
 import pytest
+
+from support import mirror_archive
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_MIRROR = REPO.parent / "shared" / "data"
@@ -37,17 +38,14 @@ def home(tmp_path, monkeypatch, fastai_home):
     return h
 
 
-def mirror_archive(name: str) -> Path:
-    "Path of `name` in the mirror; under CI a missing archive is a failure, elsewhere a skip."
-    p = Path(os.environ["ULMFIT_DEMO_MIRROR"]) / name
-    if not p.is_file():
-        msg = f"{name} not found in ULMFIT_DEMO_MIRROR={os.environ['ULMFIT_DEMO_MIRROR']}"
-        if os.environ.get("CI"):
-            pytest.fail(msg + " (CI requires it)")
-        pytest.skip(msg)
-    return p
-
-
 @pytest.fixture
 def imdb_sample_archive():
     return mirror_archive("imdb_sample.tgz")
+
+
+@pytest.fixture
+def ids(home):
+    "The tiny real models of `tiny_models` (trained once per process) registered in this test's home; their ids."
+    import tiny_models
+
+    return tiny_models.install(home)

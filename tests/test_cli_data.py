@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import mirror_archive
+from support import mirror_archive
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -23,6 +23,11 @@ def sub(name: str) -> Path:
     return p
 
 
+def offline() -> bool:
+    "`ULMFIT_DEMO_OFFLINE=1`: never download (tests set it; a mirror that is a local folder is still used)."
+    return os.environ.get("ULMFIT_DEMO_OFFLINE", "") not in ("", "0", "false")
+
+
 def mirror() -> str | None:
     "`$ULMFIT_DEMO_MIRROR`: a folder or a base URL holding fastai-named archives, or None."
     m = os.environ.get("ULMFIT_DEMO_MIRROR", "").strip()

@@ -20,6 +20,7 @@ from typing import Callable
 import pandas as pd
 
 from ulmfit_demo import config
+from ulmfit_demo.download import download
 from ulmfit_demo.extract import DEFAULT_LIMITS, Limits, UnsafeArchive, extract
 
 Progress = Callable[[str, float | None], None]
@@ -75,11 +76,6 @@ def check_name(name: str) -> str:
     return name
 
 
-def _offline() -> bool:
-    # Tests (and air-gapped users) set this so a missing archive never turns into a download attempt.
-    return os.environ.get("ULMFIT_DEMO_OFFLINE", "") not in ("", "0", "false")
-
-
 # ----------------------------------------------------------------------------------------------------------- listing
 
 def uploads_dir() -> Path:
@@ -130,7 +126,7 @@ def fetch(name: str, progress: Progress | None = None) -> Path:
     if archive is None:
         archive, why = _archive_from_mirror(c, report)
         tried.append(why)
-    if archive is None and c.fastai_url and not _offline():
+    if archive is None and c.fastai_url and not config.offline():
         archive, why = _archive_online(c, report)
         tried.append(why)
     elif archive is None:
@@ -154,7 +150,7 @@ def _archive_from_mirror(c: NamedCorpus, report: Progress) -> tuple[Path | None,
     if m is None:
         return None, "mirror: ULMFIT_DEMO_MIRROR is not set"
     if re.match(r"^https?://", m):
-        if _offline():
+        if config.offline():
             return None, f"mirror {m}: not tried (ULMFIT_DEMO_OFFLINE)"
         try:
             return _download(m.rstrip("/") + "/" + c.archive, c, report), f"mirror {m}"
@@ -180,23 +176,8 @@ def _archive_online(c: NamedCorpus, report: Progress) -> tuple[Path | None, str]
 
 
 def _download(url: str, c: NamedCorpus, report: Progress) -> Path:
-    "Download with fastai's downloader (fastcore's `urlsave`) into fastai's archive folder, via a temp name."
-    from fastcore.net import urlsave
-
-    dest = config.fastai_data().parent / "archive" / c.archive
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(dest.name + ".part")
-
-    def hook(count=1, bsize=1, total=None):
-        frac = min(count * bsize / total, 1.0) if total and total > 0 else None
-        report(f"Downloading {c.archive}: {count * bsize / 1e6:,.1f} MB", frac)
-
-    try:
-        urlsave(url, tmp, reporthook=hook, timeout=60)
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return dest
+    "Download into fastai's archive folder (beside its data folder), as fastai's `untar_data` would."
+    return download(url, config.fastai_data().parent / "archive" / c.archive, report)
 
 
 def _install(c: NamedCorpus, archive: Path, report: Progress) -> Path:

@@ -5,7 +5,7 @@ import importlib
 import sys
 
 # Command modules, in the order `--help` lists them.
-MODULES = ["data"]
+MODULES = ["data", "tokenize"]
 
 
 def build_parser() -> argparse.ArgumentParser:

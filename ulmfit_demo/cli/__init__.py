@@ -5,7 +5,7 @@ import importlib
 import sys
 
 # Command modules, in the order `--help` lists them.
-MODULES = ["data", "tokenize"]
+MODULES = ["data", "tokenize", "train"]
 
 
 def build_parser() -> argparse.ArgumentParser:

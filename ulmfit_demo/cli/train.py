@@ -1,0 +1,231 @@
+"""`train` (a run in the foreground, with a progress bar) and `runs list|show|cancel|resume`.
+
+`train` writes to the same store as the page, so the page shows CLI runs live too. It waits its turn if another
+run is going (one job at a time). With `--json` stdout is one JSON document:
+`{"run_id", "status", "model_id", "metrics": {...}, "error"}`; progress and fastai's table go to stderr.
+"""
+import json
+import os
+import signal
+import sys
+import time
+
+from ulmfit_demo import datasets, presets
+from ulmfit_demo.cli import fail
+from ulmfit_demo.presets import ConfigError
+
+
+def register(sub):
+    p = sub.add_parser("train", help="train in the foreground (same worker and store as the Train page)")
+    p.add_argument("--preset", default="quick", help=f"one of {', '.join(presets.PRESETS)} (default quick)")
+    p.add_argument("--dataset", default="demo", help="corpus name (see `data list`), default demo")
+    p.add_argument("--kind", default="ulmfit", choices=list(presets.KINDS), help="what to train (default ulmfit)")
+    p.add_argument("--set", action="append", default=[], metavar="KNOB=VALUE",
+                   help="override a knob, e.g. --set bs=16 --set lm_lr=1e-3 (values are JSON; repeatable)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+    p.set_defaults(func=cmd_train)
+
+    r = sub.add_parser("runs", help="list, show, cancel and resume training runs")
+    rs = r.add_subparsers(dest="runs_command", required=True)
+    q = rs.add_parser("list", help="all runs, newest first")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_list)
+    q = rs.add_parser("show", help="one run: status, config, final metrics, events")
+    q.add_argument("run_id")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_show)
+    q = rs.add_parser("cancel", help="stop a queued or running run (checkpoints are kept)")
+    q.add_argument("run_id")
+    q.set_defaults(func=cmd_cancel)
+    q = rs.add_parser("resume", help="continue an interrupted, cancelled or failed run in the background")
+    q.add_argument("run_id")
+    q.set_defaults(func=cmd_resume)
+
+
+def parse_overrides(items: list[str]) -> dict:
+    out = {}
+    for it in items:
+        if "=" not in it:
+            raise ConfigError(f"--set {it!r}: write KNOB=VALUE, e.g. --set bs=16.")
+        k, v = it.split("=", 1)
+        try:
+            out[k.strip()] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k.strip()] = v  # a bare string such as tokenizer=subword
+    return out
+
+
+class _Bar:
+    "One line on stderr: stage, step/total, loss-free (the table has the numbers), ETA."
+
+    def __init__(self, enabled: bool):
+        self.enabled, self.last = enabled and sys.stderr.isatty(), ""
+        self.t0 = 0.0  # not a terminal: the first line at once, then one every 10 s
+
+    def __call__(self, p: dict):
+        step, total, rate = p.get("step") or 0, p.get("total_steps"), p.get("rate")
+        frac = min(step / total, 1.0) if total else None
+        bar = f"[{'#' * int((frac or 0) * 30):<30}] {frac:4.0%} " if frac is not None else ""
+        eta = f" ETA {int((total - step) / rate // 60)}m{int((total - step) / rate % 60):02d}s" if rate and total else ""
+        line = f"{bar}{p.get('stage', '')} step {step}/{total or '?'}{eta}"
+        if self.enabled:
+            sys.stderr.write("\r" + line.ljust(len(self.last)))
+            sys.stderr.flush()
+        elif time.time() - self.t0 > 10:  # not a terminal (a log file, CI): one line every 10 s
+            print(line, file=sys.stderr, flush=True)
+            self.t0 = time.time()
+        self.last = line
+
+    def newline(self):
+        if self.enabled and self.last:
+            sys.stderr.write("\n")
+            self.last = ""
+
+
+def cmd_train(args):
+    from ulmfit_demo.runs import launcher, store, worker
+
+    try:
+        cfg = presets.preset(args.preset).with_(**parse_overrides(args.set))
+    except (ConfigError, TypeError) as e:
+        return fail(str(e))
+    preset_name = next(k for k in presets.PRESETS if k.lower() == args.preset.lower())
+    if preset_name != "Custom" and args.set:
+        preset_name += "*"  # a preset with edits is not that preset any more
+    try:
+        corpus = datasets.load(args.dataset)
+        launcher.validate(args.kind, cfg, corpus)
+    except (ConfigError, datasets.CorpusError) as e:
+        return fail(str(e))
+    launcher.startup_check()
+    run_id = store.create_run(args.kind, cfg.to_dict(), preset=preset_name, corpus=args.dataset, foreground=True,
+                              pid=os.getpid())
+    print(f"run {run_id}: {args.kind} on {args.dataset} with preset {preset_name}", file=sys.stderr, flush=True)
+    told = False
+    while not store.claim(run_id, os.getpid()):
+        r = store.get(run_id)
+        if r["status"] != store.QUEUED:  # cancelled while waiting
+            return _report(args, run_id)
+        if not told:
+            busy = store.running()
+            print(f"waiting: run {busy[0]['id'] if busy else '?'} is training (one job at a time)...",
+                  file=sys.stderr, flush=True)
+            told = True
+        time.sleep(2)
+        launcher.startup_check()
+
+    bar = _Bar(enabled=True)
+
+    class Sink(worker.StoreSink):
+        def progress(self, p):
+            bar(p)
+
+        def event(self, kind, message="", level="info", data=None):
+            bar.newline()
+            super().event(kind, message, level, data)
+
+    sink = Sink(run_id)
+    signal.signal(signal.SIGTERM, worker._on_sigterm(sink))
+    try:
+        worker.execute(run_id, sink)
+    finally:
+        bar.newline()
+        launcher.start_next()
+    return _report(args, run_id)
+
+
+def _report(args, run_id):
+    from ulmfit_demo.runs import store
+
+    r = store.get(run_id)
+    out = {"run_id": run_id, "status": r["status"], "model_id": r["model_id"],
+           "metrics": r["summary"].get("metrics", {}), "error": r["error"]}
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(f"{run_id} {r['status']}" + (f" model {r['model_id']}" if r["model_id"] else "")
+              + "".join(f" {k}={v:.4g}" for k, v in out["metrics"].items() if isinstance(v, (int, float))))
+        if r["error"]:
+            print(r["error"], file=sys.stderr)
+    return 0 if r["status"] == store.SUCCEEDED else 1
+
+
+def cmd_list(args):
+    from ulmfit_demo.runs import launcher, store, views
+
+    launcher.startup_check()
+    runs = store.list_runs()
+    if args.json:
+        print(json.dumps([{"run_id": r["id"], "kind": r["kind"], "status": r["status"], "corpus": r["corpus"],
+                           "preset": r["preset"], "best_metric": views.best_metric(r),
+                           "duration_s": views.duration(r), "device": r["device"], "model_id": r["model_id"],
+                           "created": r["created"]} for r in runs]))
+        return 0
+    if not runs:
+        print("no runs yet: `python -m ulmfit_demo train --preset quick --dataset demo` starts one")
+    for _, row in views.runs_frame(runs).iterrows():
+        print(f"{row['run']:<22} {row['status']:<14} {row['kind']:<8} {row['corpus']:<14} {row['preset']:<8} "
+              f"{row['best metric']:<22} {row['duration']:>8}  {row['device']}")
+    return 0
+
+
+def cmd_show(args):
+    from ulmfit_demo.runs import launcher, store, views
+
+    launcher.startup_check()
+    try:
+        r = store.get(store.check_id(args.run_id))
+    except ValueError as e:
+        return fail(str(e))
+    if r is None:
+        return fail(f"There is no run {args.run_id!r}: `runs list` shows them.")
+    m = store.metrics(r["id"])
+    table = views.epoch_table(m)
+    out = {"run_id": r["id"], "kind": r["kind"], "status": r["status"], "corpus": r["corpus"], "preset": r["preset"],
+           "device": r["device"], "error": r["error"], "model_id": r["model_id"], "step": r["step"],
+           "total_steps": r["total_steps"], "eta_s": views.eta(r), "duration_s": views.duration(r),
+           "metrics": r["summary"].get("metrics", {}), "summary": r["summary"], "config": r["config"],
+           "epochs": json.loads(table.to_json(orient="records")) if not table.empty else [],
+           "events": [{k: e[k] for k in ("time", "level", "kind", "message")} for e in store.events(r["id"])],
+           "log": str(store.log_path(r["id"]))}
+    if args.json:
+        print(json.dumps(out))
+        return 0
+    print(f"run {r['id']}: {r['kind']} on {r['corpus']} ({r['preset']}) — {r['status']}")
+    if r["error"]:
+        print(f"  {r['error']}")
+    if not table.empty:
+        print(table.to_string(index=False))
+    for e in out["events"][-10:]:
+        print(f"  [{e['level']}] {e['kind']}: {e['message'][:160]}")
+    print(f"  log: {out['log']}")
+    return 0
+
+
+def cmd_cancel(args):
+    from ulmfit_demo.runs import launcher
+
+    try:
+        status = launcher.cancel(args.run_id)
+    except ValueError as e:
+        return fail(str(e))
+    if status is None:
+        return fail(f"There is no run {args.run_id!r}: `runs list` shows them.")
+    if status == "CANCELLED":
+        print(f"{args.run_id} cancelled")
+    elif status == "RUNNING":
+        print(f"{args.run_id}: cancel requested; the worker stops within a few seconds (checkpoints are kept)")
+    else:
+        return fail(f"Run {args.run_id} is {status}: nothing to cancel.")
+    return 0
+
+
+def cmd_resume(args):
+    from ulmfit_demo.runs import launcher
+
+    try:
+        status = launcher.resume(args.run_id)
+    except (ConfigError, ValueError) as e:
+        return fail(str(e))
+    print(f"{args.run_id} {status}" + (" (waiting for the running job)" if status == "QUEUED" else ""))
+    return 0

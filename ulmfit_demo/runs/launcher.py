@@ -1,0 +1,139 @@
+"""Starting, cancelling and resuming runs. One job at a time: a start while another run is RUNNING leaves the new run
+QUEUED; when a worker ends it starts the next queued run, and `startup_check` (called by the page and the CLI)
+starts one too if none is running.
+
+A worker is `python -m ulmfit_demo.runs.worker <run_id>`, a separate OS process in its own session and process
+group (`start_new_session=True`): it outlives the Streamlit server, a closed tab and a Ctrl-C in the terminal that
+started the server. Its stdout/stderr go to `runs/<id>/worker.log`.
+"""
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+from ulmfit_demo import config, datasets, presets
+from ulmfit_demo.presets import Config, ConfigError
+from ulmfit_demo.runs import store
+
+# A cancel flag is checked about once a second inside training; a worker that has not stopped this long after the
+# flag (stuck in I/O, say) gets SIGTERM for its process group, and SIGKILL after three times as long.
+CANCEL_GRACE_S = 20.0
+
+
+def check_source(cfg: Config, kind: str) -> None:
+    "A `pretrained='run:<id>'` must name a run that left a language model of the same shape and tokenizer."
+    p = str(cfg.pretrained)
+    if not p.startswith("run:"):
+        return
+    src = store.get(p[4:]) if all(c.isalnum() or c in "-_" for c in p[4:]) and p[4:] else None
+    if src is None:
+        raise ConfigError(f"pretrained={p!r}: there is no run {p[4:]!r}. Pick one from the runs list.")
+    if not (config.sub("runs") / src["id"] / "lm_model.pth").exists():
+        raise ConfigError(f"Run {src['id']} has no finished language model to start from (status {src['status']}). "
+                          f"Pick a run whose LM or pretraining stage succeeded.")
+    scfg = src["config"]
+    diff = [f"{k} {scfg.get(k)} (this run: {getattr(cfg, k)})" for k in ("emb_sz", "n_hid", "n_layers", "tokenizer")
+            if scfg.get(k) != getattr(cfg, k)]
+    if diff:
+        raise ConfigError(f"To start from run {src['id']}, use its settings: {', '.join(diff)}.")
+
+
+def validate(kind: str, cfg: Config, corpus) -> None:
+    "Everything checked before a run is created: settings, corpus, starting weights. Raises `ConfigError`."
+    from ulmfit_demo import system
+
+    presets.validate(cfg, kind, corpus, cuda=system.device_info()["device"] == "cuda")
+    check_source(cfg, kind)
+
+
+def submit(kind: str, cfg: Config, corpus_name: str, preset: str = "Custom", corpus=None) -> str:
+    """Validate, create the run (QUEUED) and start it if nothing else runs. Returns the run id. Raises
+    `ConfigError` / `datasets.CorpusError` with a message before anything is stored."""
+    corpus = corpus if corpus is not None else datasets.load(corpus_name)
+    validate(kind, cfg, corpus)
+    run_id = store.create_run(kind, cfg.to_dict(), preset=preset, corpus=corpus_name)
+    start_next()
+    return run_id
+
+
+def spawn(run_id: str) -> int | None:
+    "Start the worker process for a run already claimed (RUNNING, no pid)."
+    log = open(store.log_path(run_id), "ab")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(config.REPO)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    env["PYTHONUNBUFFERED"] = "1"
+    try:
+        p = subprocess.Popen([sys.executable, "-m", "ulmfit_demo.runs.worker", run_id], cwd=config.REPO,
+                             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                             start_new_session=True, env=env)
+    except OSError as e:
+        store.finish(run_id, store.FAILED, error=f"Could not start the worker process: {e}")
+        return None
+    finally:
+        log.close()
+    store.set_pid(run_id, p.pid)
+    # Reap the child when it exits, so it does not linger as a zombie of this (long-lived) process.
+    threading.Thread(target=p.wait, daemon=True, name=f"reap-{run_id}").start()
+    return p.pid
+
+
+def start_next() -> str | None:
+    "If no run is RUNNING, start the oldest QUEUED background run. Returns its id, or None."
+    run_id = store.claim_next()
+    if run_id is not None:
+        spawn(run_id)
+    return run_id
+
+
+def _signal_run(pid: int, sig) -> None:
+    try:
+        # A background worker leads its own process group (its DataLoader workers, if any, are in it); a CLI
+        # foreground run is in the terminal's group, so only the process itself is signalled.
+        if os.getpgid(pid) == pid:
+            os.killpg(pid, sig)
+        else:
+            os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def cancel(run_id: str) -> str | None:
+    "Ask a run to stop: QUEUED -> CANCELLED now; RUNNING -> the flag its worker checks. Returns the status after."
+    return store.request_cancel(run_id)
+
+
+def enforce_cancels(grace_s: float = CANCEL_GRACE_S) -> None:
+    "The fallback for a worker that ignores its flag: SIGTERM to its group, then SIGKILL."
+    now = time.time()
+    for r in store.running():
+        asked = r.get("cancel_requested")
+        if not asked or not r["pid"] or not store.pid_file_alive(r["pid"]):
+            continue
+        if now - asked > 3 * grace_s:
+            _signal_run(r["pid"], signal.SIGKILL)
+        elif now - asked > grace_s:
+            _signal_run(r["pid"], signal.SIGTERM)
+
+
+def resume(run_id: str) -> str:
+    "Queue an INTERRUPTED, CANCELLED or FAILED run again; it continues from its last complete checkpoint."
+    r = store.get(run_id)
+    if r is None:
+        raise ConfigError(f"There is no run {run_id!r}.")
+    if not store.requeue(run_id):
+        raise ConfigError(f"Run {run_id} is {r['status']}: only an interrupted, cancelled or failed run can be "
+                          f"resumed.")
+    store.add_event(run_id, "resume", "Resume requested; the run continues from its last complete checkpoint.")
+    start_next()
+    return store.get(run_id)["status"]
+
+
+def startup_check() -> list[str]:
+    """Mark runs whose process is gone INTERRUPTED, push stuck cancels, and start a queued run if none is running.
+    Cheap (a few small queries): the page calls it on every refresh. Returns the ids marked INTERRUPTED."""
+    gone = store.mark_gone(store.pid_file_alive)
+    enforce_cancels()
+    start_next()
+    return gone

@@ -1,0 +1,163 @@
+"""Models: every trained model on this machine; rename, delete, export and import them, and see where a classifier
+goes wrong on its validation set."""
+import html
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from ulmfit_demo import datasets, interpret, models, ui
+from ulmfit_demo import model_widgets as mw
+
+ui.setup_page("Models", ":material/inventory_2:")
+st.caption("Each finished training run leaves a model here: its weights (safetensors, no code inside) and a "
+           "description of how it was built.")
+
+if "mdl_flash" in st.session_state:
+    st.success(st.session_state.pop("mdl_flash"))
+
+rows = models.list_models()
+if not rows:
+    mw.train_link("model")
+else:
+    table = pd.DataFrame([{
+        "name": r["name"], "kind": mw.KIND_WORDS[r["kind"]], "corpus": r["corpus"],
+        "accuracy": f"{r['metrics']['accuracy']:.1%}" if "accuracy" in r["metrics"] else "",
+        "perplexity": f"{r['metrics']['perplexity']:,.1f}" if "perplexity" in r["metrics"] else "",
+        "created": r["created"].replace("T", " ")[:16], "size": mw.fmt_size(r["size_bytes"]),
+        "run": r["run_id"] or "", "source": r["source"], "id": r["id"]} for r in rows])
+    st.dataframe(table, hide_index=True, key="mdl_table")
+    st.caption("Accuracy: share of validation reviews a classifier got right. Perplexity: how unsure a language "
+               "model is of the next word (lower is better). Both measured at the end of training.")
+
+    by_id = {r["id"]: r for r in rows}
+    if st.session_state.get("mdl_select_next") in by_id:  # a model just imported becomes the selected one
+        st.session_state["mdl_model"] = st.session_state.pop("mdl_select_next")
+    if st.session_state.get("mdl_model") not in by_id:
+        st.session_state["mdl_model"] = rows[0]["id"]
+    mid = st.selectbox("Model", list(by_id), key="mdl_model", format_func=lambda i: f"{mw.model_title(by_id[i])} — {i}")
+    row = by_id[mid]
+
+    t_export, t_rename, t_delete = st.tabs(["Export", "Rename", "Delete"])
+    with t_export:
+        st.write("**Bundle (.zip)**: the weights, the description and a README showing how to load it here or with "
+                 "plain fastai. Safe to share. **fastai export (.pkl)**: what `learn.export()` writes, for "
+                 "`load_learner()`; it is a pickle, so whoever opens it must trust you.")
+        safe_name = "".join(c if c.isalnum() or c in "-_" else "_" for c in row["name"])[:40] or mid
+        c1, c2 = st.columns(2)
+        c1.download_button("Download bundle (.zip)", lambda: models.bundle_bytes(mid), file_name=f"{safe_name}.zip",
+                           mime="application/zip", key="mdl_dl_bundle", icon=":material/download:")
+        c2.download_button("Download fastai export (.pkl)", lambda: models.fastai_bytes(mid),
+                           file_name=f"{safe_name}.pkl", mime="application/octet-stream", key="mdl_dl_pkl",
+                           icon=":material/download:")
+    with t_rename:
+        new = st.text_input("New name", value=row["name"], key=f"mdl_new_name_{mid}", max_chars=80)
+        if st.button("Rename", key="mdl_rename"):
+            try:
+                models.rename(mid, new)
+            except models.ModelError as e:
+                st.error(str(e))
+            else:
+                st.session_state["mdl_flash"] = f"Renamed to {new.strip()!r}."
+                st.rerun()
+    with t_delete:
+        sure = st.checkbox(f"Yes, delete {row['name']!r} and its files", key="mdl_delete_confirm")
+        if st.button("Delete model", key="mdl_delete", type="primary", disabled=not sure):
+            try:
+                models.delete(mid)
+                from ulmfit_demo import inference
+                inference.forget(mid)
+            except models.ModelError as e:
+                st.error(str(e))
+            else:
+                st.session_state["mdl_flash"] = f"Deleted {row['name']!r}."
+                st.session_state.pop("mdl_delete_confirm", None)
+                st.rerun()
+
+# ----------------------------------------------------------------------------------------------------------- import
+st.subheader("Import a model")
+up = st.file_uploader("Model bundle (.zip) or fastai export (.pkl)", type=["zip", "pkl"],
+                      key=f"mdl_import_{st.session_state.get('mdl_import_round', 0)}")
+if up is not None:
+    name = st.text_input("Name for the imported model (optional)", key="mdl_import_name", max_chars=80)
+    is_pkl = up.name.lower().endswith(".pkl")
+    trust = False
+    if is_pkl:
+        st.warning(models.PICKLE_RISK, icon=":material/warning:")
+        with tempfile.NamedTemporaryFile(suffix=".pkl") as f:
+            f.write(up.getvalue())
+            f.flush()
+            names = models.pickle_imports(Path(f.name))
+        risky = models.unexpected_imports(names)
+        st.caption("Opening this file would import: " + ", ".join(f"`{html.escape(n)}`" for n in names[:40])
+                   + (" ..." if len(names) > 40 else ""))
+        if risky:
+            st.error("It also names modules a fastai model does not need: "
+                     + ", ".join(f"`{html.escape(n)}`" for n in risky[:10]) + ". Do not trust it unless you know why.")
+        trust = st.checkbox("I trust this file and accept that opening it runs its code", key="mdl_trust")
+    if st.button("Import", key="mdl_import_go", type="primary", disabled=is_pkl and not trust):
+        try:
+            with st.spinner("Checking and importing..."):
+                if is_pkl:
+                    with tempfile.TemporaryDirectory() as td:
+                        p = Path(td) / "import.pkl"
+                        p.write_bytes(up.getvalue())
+                        new_id = models.import_pkl(p, trust=trust, name=name or Path(up.name).stem)
+                else:
+                    new_id = models.import_bundle(up.getvalue(), name=name or None)
+        except models.ModelError as e:
+            st.error(str(e))
+        else:
+            st.session_state["mdl_flash"] = f"Imported as {models.get(new_id)['name']!r} ({new_id})."
+            st.session_state["mdl_select_next"] = new_id
+            # A fresh uploader key empties the upload box once its file has been imported.
+            st.session_state["mdl_import_round"] = st.session_state.get("mdl_import_round", 0) + 1
+            st.rerun()
+
+# ----------------------------------------------------------------------------------------------------------- interpret
+clas = [r for r in rows if r["kind"] == "classifier"]
+if clas:
+    st.subheader("Where does a classifier go wrong?")
+    st.write("The classifier judges every review of the corpus's validation set (reviews it did not train on). "
+             "The table counts right and wrong answers; below are the mistakes it was most sure about.")
+    cby = {r["id"]: r for r in clas}
+    if st.session_state.get("mdl_interp_model") not in cby:
+        st.session_state["mdl_interp_model"] = clas[0]["id"]
+    a, b = st.columns(2)
+    cid = a.selectbox("Classifier", list(cby), key="mdl_interp_model", format_func=lambda i: mw.model_title(cby[i]))
+    avail = [c["name"] for c in datasets.list_corpora() if c["available"] and c["labelled"]]
+    if st.session_state.get("mdl_interp_corpus") not in avail:
+        trained_on = cby[cid].get("corpus")
+        st.session_state["mdl_interp_corpus"] = trained_on if trained_on in avail else avail[0]
+    cname = b.selectbox("Corpus", avail, key="mdl_interp_corpus",
+                        help="The validation reviews of this corpus are scored. Pick the one the model was trained on.")
+    job = (cid, models.stamp(cid), cname)
+    if st.button("Score the validation set", key="mdl_interp_go"):
+        try:
+            with st.spinner("Scoring validation reviews..."):
+                st.session_state["mdl_interp_result"] = (job, interpret.interpret(cid, ui.current_corpus(cname)))
+        except (models.ModelError, datasets.CorpusError) as e:
+            st.error(str(e))
+    done = st.session_state.get("mdl_interp_result")
+    if done and done[0] == job:
+        it = done[1]
+        c1, c2 = st.columns([1, 2])
+        c1.metric("Accuracy on validation", f"{it.accuracy:.1%}", help=f"{it.n_docs:,} validation reviews scored.")
+        for n in it.notes:
+            c1.caption(n)
+        with c2:
+            st.plotly_chart(mw.confusion_figure(it.confusion), key="mdl_confusion_chart",
+                            config={"displayModeBar": False})
+        if it.mistakes.empty:
+            st.success("No mistakes on these reviews.")
+        else:
+            st.markdown("**Its most confident mistakes**")
+            shown = it.mistakes.assign(text=it.mistakes["text"].str.slice(0, 400))
+            st.dataframe(shown[["actual", "predicted", "confidence", "loss", "text"]], hide_index=True,
+                         key="mdl_mistakes",
+                         column_config={"confidence": st.column_config.NumberColumn(format="percent"),
+                                        "loss": st.column_config.NumberColumn(format="%.2f"),
+                                        "text": st.column_config.TextColumn(width="large")})
+            st.caption("Most confident mistakes first (fastai's top losses): loss is minus the log of the "
+                       "probability the model gave the right answer; the surer it was of the wrong one, the higher.")

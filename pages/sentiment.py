@@ -1,0 +1,225 @@
+"""Sentiment: a trained classifier's verdict on a review, the words that pushed it, what-if edits, two models side by
+side, and batch scoring of a CSV. Presenter mode hides the technical controls and enlarges the type."""
+import html
+
+import streamlit as st
+
+from ulmfit_demo import datasets, inference, models, ui
+from ulmfit_demo import model_widgets as mw
+
+# Short reviews written for this page: clear cases, a mixed one, and one with negation.
+EXAMPLES = {
+    "A clear favourite": "What a wonderful film! The acting is superb, the story kept me hooked from the first "
+                         "minute, and I left the cinema smiling.",
+    "A clear flop": "A dull, badly written mess. The jokes fall flat and I was checking my watch after twenty "
+                    "minutes. Avoid it.",
+    "Mixed feelings": "The photography is beautiful and the music is lovely, but the plot drags and the ending "
+                      "makes no sense at all.",
+    "Negation": "I did not enjoy this movie. It was not funny and not exciting, although the lead actor is not bad.",
+    "Shouting": "THIS IS THE BEST MOVIE EVER!!!! Go and see it right now.",
+}
+CSV_MAX_ROWS = 20_000  # beyond this use `python -m ulmfit_demo predict --csv`: the page would sit for minutes
+
+ui.setup_page("Sentiment", ":material/sentiment_satisfied:")
+presenter = st.sidebar.toggle("Presenter mode", key="sent_presenter",
+                              help="Hides the technical controls and uses large type, for showing on a projector.")
+if presenter:
+    st.markdown("""<style>
+    .stTextArea textarea {font-size: 1.5rem !important; line-height: 1.4 !important;}
+    [data-testid="stMarkdownContainer"] p, [data-testid="stMarkdownContainer"] li {font-size: 1.3rem;}
+    [data-testid="stMetricValue"] {font-size: 3rem;}
+    </style>""", unsafe_allow_html=True)
+else:
+    st.caption("A sentiment classifier reads a review and says whether it is positive or negative, how sure it is, "
+               "and which words pushed it there.")
+
+row = mw.pick_model("classifier", "sent_model", "Sentiment model", where=st.sidebar, show=not presenter)
+if row is None:
+    mw.train_link("sentiment classifier")
+    st.stop()
+
+
+@st.cache_data(max_entries=128, show_spinner=False)
+def _attributions(model_id: str, stamp: str, text: str) -> dict:
+    # `stamp` changes when the model's files change, so a replaced model never serves stale answers.
+    return inference.attributions(model_id, text)
+
+
+@st.cache_data(max_entries=128, show_spinner=False)
+def _predict(model_id: str, stamp: str, text: str) -> dict:
+    return inference.predict(model_id, text)
+
+
+def judge(model_row: dict, text: str, fn=_attributions):
+    "Run the model, or show what went wrong in one line. Returns None on error."
+    try:
+        with st.spinner("Reading the review..."):
+            return fn(model_row["id"], models.stamp(model_row["id"]), text)
+    except models.ModelError as e:
+        st.error(str(e))
+        return None
+
+
+def labels_of(model_row: dict) -> list[str]:
+    return models.read_meta(model_row["id"]).get("labels", [])
+
+
+def set_example():
+    choice = st.session_state.get("sent_example")
+    if choice in EXAMPLES:
+        st.session_state["sent_text"] = EXAMPLES[choice]
+
+
+if "sent_text" not in st.session_state:
+    st.session_state["sent_text"] = EXAMPLES["A clear favourite"]
+
+
+def show_review(model_row: dict, large: bool) -> None:
+    st.selectbox("Try an example", ["(choose one)"] + list(EXAMPLES), key="sent_example", on_change=set_example)
+    text = st.text_area("Review", key="sent_text", height=150 if large else 120,
+                        placeholder="Type or paste a movie review...",
+                        help="Press Ctrl+Enter (or click outside the box) to judge it.")
+    st.button("Judge this review", key="sent_go", type="primary")
+    if not text.strip():
+        st.info("Type a review above, or pick an example, to see what the model thinks.")
+        return
+    attr = judge(model_row, text)
+    if attr is None:
+        return
+    labels = labels_of(model_row)
+    left, right = st.columns([2, 3])
+    with left:
+        st.markdown(mw.verdict_html(attr, labels, large), unsafe_allow_html=True)
+        st.plotly_chart(mw.probs_figure(attr["probs"], labels, large), key="sent_probs_chart",
+                        config={"displayModeBar": False})
+    with right:
+        st.markdown("**Which words pushed it**")
+        st.markdown(mw.attribution_html(attr, labels, large), unsafe_allow_html=True)
+        st.markdown(mw.attribution_legend(attr, labels), unsafe_allow_html=True)
+        st.caption(attr["method"] + (f" Only the first {attr['scored']} of {attr['n_words']} words were scored."
+                                     if attr["scored"] < attr["n_words"] else ""))
+    if attr["truncated"]:
+        st.warning(f"This text is very long: only its first {inference.MAX_CHARS:,} characters were read.")
+    if not large:
+        with st.expander("How the model saw it (tokens)"):
+            toks = ["xxbos"] + [t for w in attr["words"] for t in w["tokens"]]
+            st.markdown(ui.tokens_html(toks), unsafe_allow_html=True)
+            st.caption(f"{len(toks)} tokens. Special tokens (orange) mark capitals, repeats and the start of the "
+                       f"review; hover over one for its meaning. Words the model never saw in training become xxunk.")
+    what_if(model_row, attr, labels)
+
+
+def what_if(model_row: dict, attr: dict, labels: list[str]) -> None:
+    st.subheader("What if...")
+    words = [w["text"] for w in attr["words"]]
+    if not words:
+        return
+    # Default to the word that mattered most, so the first thing shown is the biggest move.
+    scores = [w["score"] if w["score"] is not None else -1.0 for w in attr["words"]]
+    best = max(range(len(words)), key=lambda i: scores[i])
+    if st.session_state.get("sent_whatif_word") not in range(len(words)):
+        st.session_state["sent_whatif_word"] = best
+    a, b = st.columns(2)
+    i = a.selectbox("Change this word", range(len(words)), key="sent_whatif_word",
+                    format_func=lambda k: f"{words[k]}  (word {k + 1})")
+    new = b.text_input("...into (leave empty to remove it)", key="sent_whatif_new")
+    edited = words[:i] + ([new.strip()] if new.strip() else []) + words[i + 1:]
+    text = inference.join_words(edited)
+    if not text.strip():
+        st.info("Nothing is left of the review once that word is removed.")
+        return
+    res = judge(model_row, text, _predict)
+    if res is None:
+        return
+    lab = attr["label"]
+    before, after = attr["probs"][lab], res["probs"][lab]
+    verb = f'replacing "{words[i]}" with "{new.strip()}"' if new.strip() else f'leaving out "{words[i]}"'
+    c1, c2 = st.columns([1, 2])
+    c1.metric(f"Confidence in {lab}", f"{after:.0%}", f"{(after - before) * 100:+.1f} points",
+              help=f"Was {before:.0%} before {verb}.")
+    c2.markdown(f'<div style="color:#57606a;font-size:0.9em">After {html.escape(verb)}:</div>'
+                f'<div style="border-left:3px solid #d0d7de;padding-left:10px">{html.escape(text)}</div>'
+                + ("" if res["label"] == lab else
+                   f'<div style="margin-top:6px;font-weight:600">The verdict flips to {html.escape(res["label"])}.</div>'),
+                unsafe_allow_html=True)
+
+
+def compare(model_row: dict) -> None:
+    text = st.session_state.get("sent_text", "")
+    st.write("The review from the first tab, judged by two models at once.")
+    other = mw.pick_model("classifier", "sent_model_b", "Second model", exclude=model_row["id"])
+    if other is None:
+        st.info("There is only one sentiment classifier on this machine. Train another (for example with a "
+                "different preset or corpus) to compare them here.")
+        return
+    if not text.strip():
+        st.info("Type a review in the first tab first.")
+        return
+    st.markdown(f'<div style="border-left:3px solid #d0d7de;padding-left:10px;margin-bottom:8px">'
+                f'{html.escape(text[:600])}{"..." if len(text) > 600 else ""}</div>', unsafe_allow_html=True)
+    for col, r, k in zip(st.columns(2), (model_row, other), ("a", "b")):
+        with col:
+            st.markdown(f"**{html.escape(mw.model_title(r))}**", unsafe_allow_html=True)
+            attr = judge(r, text)
+            if attr is None:
+                continue
+            labels = labels_of(r)
+            st.markdown(mw.verdict_html(attr, labels), unsafe_allow_html=True)
+            st.plotly_chart(mw.probs_figure(attr["probs"], labels), key=f"sent_cmp_chart_{k}",
+                            config={"displayModeBar": False})
+            st.markdown(mw.attribution_html(attr, labels), unsafe_allow_html=True)
+
+
+def batch(model_row: dict) -> None:
+    st.write("Upload a CSV with one review per row; every row gets the model's verdict. The download has the same "
+             "rows plus `prediction`, `confidence` and one probability column per label.")
+    up = st.file_uploader("CSV file", type=["csv"], key="sent_csv")
+    if up is None:
+        return
+    data = up.getvalue()
+    try:
+        head = datasets.read_csv_upload(data)
+    except datasets.CorpusError as e:
+        st.error(str(e))
+        return
+    cols = list(head.columns)
+    guess = next((c for c in cols if c.lower() in ("text", "review", "reviews", "comment", "sentence")), cols[0])
+    if st.session_state.get("sent_csv_col") not in cols:
+        st.session_state["sent_csv_col"] = guess
+    col = st.selectbox("Which column holds the text?", cols, key="sent_csv_col")
+    st.caption(f"{len(head):,} rows, columns: {', '.join(cols)}.")
+    if len(head) > CSV_MAX_ROWS:
+        st.warning(f"This file has {len(head):,} rows; the page scores at most {CSV_MAX_ROWS:,}. For bigger files use "
+                   f"`python -m ulmfit_demo predict --model {model_row['id']} --csv FILE --text-col {col} --out OUT`.")
+        return
+    job = (model_row["id"], models.stamp(model_row["id"]), up.file_id, col)
+    if st.button(f"Score {len(head):,} rows", key="sent_csv_go", type="primary"):
+        try:
+            with st.spinner(f"Scoring {len(head):,} reviews..."):
+                st.session_state["sent_csv_result"] = (job, inference.score_csv(model_row["id"], data, col))
+        except models.ModelError as e:
+            st.error(str(e))
+            return
+    done = st.session_state.get("sent_csv_result")
+    if done and done[0] == job:
+        out = done[1]
+        counts = out["prediction"].replace("", "(blank text)").value_counts()
+        st.write(" · ".join(f"**{html.escape(str(k))}**: {v:,}" for k, v in counts.items()))
+        st.dataframe(out, hide_index=True, key="sent_csv_table")
+        name = (up.name.rsplit(".", 1)[0] or "reviews") + "_predictions.csv"
+        st.download_button("Download predictions (CSV)", inference.safe_csv(out), file_name=name, mime="text/csv",
+                           key="sent_csv_download",
+                           help="Cells that a spreadsheet would run as a formula (starting with =, +, -, @) get a "
+                                "leading quote, so opening the file is safe.")
+
+
+if presenter:
+    show_review(row, large=True)
+else:
+    tab_one, tab_cmp, tab_csv = st.tabs(["Judge a review", "Compare two models", "Score a CSV"])
+    with tab_one:
+        show_review(row, large=False)
+    with tab_cmp:
+        compare(row)
+    with tab_csv:
+        batch(row)

@@ -1,0 +1,68 @@
+"""AppTest: the Generate page with and without a language model; every widget: model, prompt, words, temperature,
+samples, seed, "write different ones", sample and step of the next-word chart."""
+from support import run_page
+
+
+def run(**state):
+    return run_page("pages/generate.py", **state)
+
+
+def samples(at) -> list[str]:
+    return [m.value for m in at.markdown if "Sample " in m.value and "seed" in m.value]
+
+
+def test_without_a_language_model_it_says_so():
+    at = run()
+    assert any("no trained language model" in i.value for i in at.info)
+    assert not at.text_input and not at.slider
+
+
+def test_writes_samples_shows_model_perplexity_and_next_word_chart(ids):
+    at = run()
+    assert at.sidebar.selectbox(key="gen_model").value == ids["lm"]
+    intro = " ".join(m.value for m in at.markdown)
+    from ulmfit_demo import models
+    ppl = models.get(ids["lm"])["metrics"]["perplexity"]
+    assert "tiny LM" in intro and f"Perplexity {ppl:,.1f}" in intro  # the number measured in training
+    out = samples(at)
+    assert len(out) == 2 and all("<b>I liked this movie because</b>" in s for s in out)
+    assert at.get("plotly_chart")
+    assert any("drew word 1" in c.value for c in at.caption)
+
+
+def test_same_seed_same_text_new_seed_new_text(ids):
+    at = run()
+    first = samples(at)
+    at.run()
+    assert samples(at) == first
+    at.button(key="gen_again").click().run()
+    assert at.number_input(key="gen_seed").value == 2  # moved past the seeds already shown
+    assert samples(at) != first
+    at.number_input(key="gen_seed").set_value(0).run()
+    assert samples(at) == first
+
+
+def test_every_control_changes_the_output(ids):
+    at = run()
+    at.slider(key="gen_n_words").set_value(10).run()
+    assert at.slider(key="gen_step").max == 10
+    at.slider(key="gen_temperature").set_value(1.5).run()
+    assert any("temperature 1.5" in c.value for c in at.caption)
+    at.number_input(key="gen_n_samples").set_value(3).run()
+    assert len(samples(at)) == 3
+    at.selectbox(key="gen_sample").set_value(2).run()
+    at.slider(key="gen_step").set_value(4).run()
+    assert not at.exception
+    assert any("drew word 4" in c.value for c in at.caption)
+    at.text_input(key="gen_prompt").set_value("<i>html</i> The plot").run()
+    assert not at.exception
+    assert all("&lt;i&gt;html&lt;/i&gt; The plot" in s for s in samples(at))
+    at.text_input(key="gen_prompt").set_value("").run()  # an empty prompt writes from scratch
+    assert not at.exception and len(samples(at)) == 3
+
+
+def test_damaged_language_model_shows_a_message(ids, home):
+    w = home / "models" / ids["lm"] / "weights.safetensors"
+    w.write_bytes(b"garbage")
+    at = run()
+    assert any("truncated" in e.value or "damaged" in e.value for e in at.error)

@@ -1,0 +1,121 @@
+"""AppTest: the Models page: registry table, model choice, rename, delete (with confirmation), export buttons,
+bundle import, .pkl import behind the trust checkbox, and the interpretation section."""
+import pickle
+
+from support import run_page
+
+from ulmfit_demo import models
+
+
+def run(**state):
+    return run_page("pages/models.py", **state)
+
+
+def test_without_models_it_says_so_and_still_offers_import():
+    at = run()
+    assert any("no trained model" in i.value for i in at.info)
+    assert at.get("file_uploader")  # importing a bundle is how a machine without training gets a model
+    assert not at.dataframe
+
+
+def test_registry_table_and_export_buttons(ids):
+    at = run()
+    table = at.dataframe[0].value
+    assert set(table["id"]) == {ids["lm"], ids["clas"], ids["flip"], ids["sub"]}
+    assert {"name", "kind", "corpus", "accuracy", "perplexity", "created", "size", "run"} <= set(table.columns)
+    row = table.set_index("id").loc[ids["lm"]]
+    assert row["perplexity"] == f"{models.get(ids['lm'])['metrics']['perplexity']:,.1f}"
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert "Download bundle (.zip)" in labels and "Download fastai export (.pkl)" in labels
+    at.selectbox(key="mdl_model").set_value(ids["lm"]).run()
+    assert not at.exception
+
+
+def test_rename(ids):
+    at = run(mdl_model=ids["clas"])
+    at.text_input(key=f"mdl_new_name_{ids['clas']}").set_value("Cinema critic").run()
+    at.button(key="mdl_rename").click().run()
+    assert not at.exception
+    assert models.get(ids["clas"])["name"] == "Cinema critic"
+    assert any("Renamed" in s.value for s in at.success)
+    at.text_input(key=f"mdl_new_name_{ids['clas']}").set_value("  ").run()
+    at.button(key="mdl_rename").click().run()
+    assert any("empty" in e.value for e in at.error)
+
+
+def test_delete_needs_the_confirmation(ids):
+    at = run(mdl_model=ids["flip"])
+    assert at.button(key="mdl_delete").disabled
+    at.checkbox(key="mdl_delete_confirm").check().run()
+    at.button(key="mdl_delete").click().run()
+    assert not at.exception
+    assert ids["flip"] not in {r["id"] for r in models.list_models()}
+    assert any("Deleted" in s.value for s in at.success)
+
+
+def test_import_a_bundle(ids, tmp_path):
+    data = models.export_bundle(ids["clas"], tmp_path / "b.zip").read_bytes()
+    at = run()
+    at.get("file_uploader")[0].upload("b.zip", data, "application/zip")
+    at.run()
+    at.text_input(key="mdl_import_name").set_value("from a friend")
+    at.button(key="mdl_import_go").click().run()
+    assert not at.exception
+    assert "from a friend" in {r["name"] for r in models.list_models()}
+    assert any("Imported" in s.value for s in at.success)
+
+
+def test_import_a_bad_bundle_shows_the_reason(ids):
+    at = run()
+    at.get("file_uploader")[0].upload("b.zip", b"PK\x03\x04 not really", "application/zip")
+    at.run()
+    at.button(key="mdl_import_go").click().run()
+    assert not at.exception
+    assert any("not a model bundle" in e.value or "damaged" in e.value for e in at.error)
+
+
+class _Evil:
+    path = ""
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_pkl_import_warns_names_the_risk_and_needs_trust(ids, tmp_path):
+    marker = tmp_path / "pwned.txt"
+    ev = _Evil()
+    ev.path = str(marker)
+    at = run()
+    at.get("file_uploader")[0].upload("export.pkl", pickle.dumps(ev), "application/octet-stream")
+    at.run()
+    assert not at.exception
+    assert any("runs whatever code" in w.value for w in at.warning)
+    assert any("io.open" in e.value for e in at.error)  # a name a fastai model never needs, shown before trusting
+    assert at.button(key="mdl_import_go").disabled
+    assert not marker.exists() and len(models.list_models()) == 4
+
+
+def test_trusted_fastai_export_imports(ids, tmp_path):
+    data = models.export_fastai(ids["clas"], tmp_path / "e.pkl").read_bytes()
+    at = run()
+    at.get("file_uploader")[0].upload("mine.pkl", data, "application/octet-stream")
+    at.run()
+    assert not at.error  # a real fastai export names nothing unexpected
+    at.checkbox(key="mdl_trust").check().run()
+    assert not at.button(key="mdl_import_go").disabled
+    at.button(key="mdl_import_go").click().run()
+    assert not at.exception
+    assert any(r["source"] == "pkl" and r["name"] == "mine" for r in models.list_models())
+
+
+def test_interpretation_confusion_matrix_and_mistakes(ids):
+    at = run()
+    at.selectbox(key="mdl_interp_model").set_value(ids["clas"]).run()
+    assert at.selectbox(key="mdl_interp_corpus").value == "demo"  # the corpus the model was trained on
+    at.button(key="mdl_interp_go").click().run()
+    assert not at.exception
+    acc = next(m for m in at.metric if m.label == "Accuracy on validation")
+    assert acc.value.endswith("%")
+    assert at.get("plotly_chart")
+    mistakes = [d.value for d in at.dataframe if "predicted" in d.value.columns]
+    assert mistakes and (mistakes[0]["actual"] != mistakes[0]["predicted"]).all()

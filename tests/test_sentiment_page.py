@@ -1,0 +1,168 @@
+"""AppTest: the Sentiment page with and without a model; every widget: examples, review box, judge button, what-if
+word and replacement, the second model, CSV upload/column/score/download, presenter mode."""
+from pathlib import Path
+
+from support import run_page
+from streamlit.testing.v1 import AppTest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run(**state):
+    return run_page("pages/sentiment.py", **state)
+
+
+def html_blobs(at) -> str:
+    return "\n".join(m.value for m in at.markdown)
+
+
+def test_without_a_model_it_says_so_and_points_to_train():
+    at = run()
+    assert any("no trained sentiment classifier" in i.value and "Quick run" in i.value for i in at.info)
+    assert "Train" in html_blobs(at)
+    assert not at.text_area  # nothing that cannot work is shown
+
+
+def test_without_a_model_the_app_links_to_the_train_page():
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
+    at.run()
+    at.switch_page("pages/sentiment.py")
+    at.run()
+    assert not at.exception, at.exception
+    links = at.get("page_link")
+    assert any("Quick run" in (l.proto.label or "") for l in links)
+
+
+def test_default_review_gets_a_verdict_chart_and_coloured_words(ids):
+    at = run(sent_model=ids["clas"])
+    blobs = html_blobs(at)
+    assert "% confident" in blobs and ("Positive" in blobs or "Negative" in blobs)
+    assert len(at.get("plotly_chart")) >= 1
+    assert "pushed towards positive" in blobs and "wonderful" in blobs
+    assert any(c.value.startswith("Occlusion") for c in at.caption)
+    assert any("tokens" in c.value for c in at.caption)  # the token view (not presenter mode)
+
+
+def test_examples_fill_the_review_box(ids):
+    at = run()
+    at.selectbox(key="sent_example").set_value("Negation").run()
+    assert not at.exception
+    assert at.text_area(key="sent_text").value.startswith("I did not enjoy")
+    at.button(key="sent_go").click().run()
+    assert not at.exception and "% confident" in html_blobs(at)
+
+
+def test_empty_review_asks_for_text(ids):
+    at = run()
+    at.text_area(key="sent_text").set_value("   ").run()
+    assert any("Type a review" in i.value for i in at.info)
+    assert "% confident" not in html_blobs(at)
+
+
+def test_html_in_the_review_is_shown_as_text(ids):
+    at = run()
+    at.text_area(key="sent_text").set_value('<img src=x onerror="alert(1)"><b>bold</b> superb film').run()
+    assert not at.exception
+    blobs = html_blobs(at)
+    assert "<img" not in blobs and "<b>" not in blobs
+    assert "&lt;img" in blobs or "&lt;" in blobs
+
+
+def test_emoji_only_and_one_megabyte_reviews(ids):
+    at = run(sent_model=ids["clas"])
+    at.text_area(key="sent_text").set_value("😀😀😀").run()
+    assert not at.exception and "% confident" in html_blobs(at)
+    at.text_area(key="sent_text").set_value("Good acting and a fine plot. " * 36_000).run()
+    assert not at.exception
+    assert any("very long" in w.value for w in at.warning)
+    assert any("Only the first" in c.value for c in at.caption)
+
+
+def test_what_if_editing_the_deciding_word_moves_and_flips_the_verdict(ids):
+    at = run(sent_model=ids["flip"], sent_text="the film was superb and the plot long")
+    # the what-if box starts on the word that mattered most
+    words = at.selectbox(key="sent_whatif_word")
+    assert words.format_func(words.value).startswith("superb")
+    metric = next(m for m in at.metric if m.label.startswith("Confidence in positive"))
+    assert metric.delta.startswith("-")  # leaving it out costs confidence
+    at.text_input(key="sent_whatif_new").set_value("awful").run()
+    assert "the film was awful and" in html_blobs(at) and "flips to negative" in html_blobs(at)
+    at.text_input(key="sent_whatif_new").set_value("")
+    at.selectbox(key="sent_whatif_word").set_value(0).run()  # leave out "the" instead: no flip
+    assert not at.exception and "flips" not in html_blobs(at)
+
+
+def test_two_models_side_by_side(ids):
+    at = run(sent_model=ids["flip"], sent_text="superb")
+    second = at.selectbox(key="sent_model_b")
+    assert ids["flip"] not in second.options  # the first model is not offered twice
+    second.set_value(ids["clas"]).run()
+    assert not at.exception
+    blobs = html_blobs(at)
+    assert "flip-word classifier" in blobs and "tiny classifier" in blobs
+    assert blobs.count("% confident") >= 3  # first tab + two columns
+
+
+def test_only_one_classifier_means_nothing_to_compare(home):
+    import tiny_models as tm
+
+    ids = tm.install(home)
+    from ulmfit_demo import models
+    for k in ("flip", "sub"):
+        models.delete(ids[k])
+    at = run()
+    assert any("only one sentiment classifier" in i.value for i in at.info)
+
+
+def test_csv_batch_scoring_with_column_choice_and_download(ids):
+    at = run(sent_model=ids["clas"])
+    data = b"id,comment,other\n1,=cmd|' /C calc'!A0 great,x\n2,dull,y\n3,,z\n"
+    at.get("file_uploader")[0].upload("reviews.csv", data, "text/csv")
+    at.run()
+    assert not at.exception
+    col = at.selectbox(key="sent_csv_col")
+    assert col.value == "comment" and col.options == ["id", "comment", "other"]
+    at.button(key="sent_csv_go").click().run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert list(table["prediction"][:2]) != [] and table["prediction"][2] == ""
+    assert {"confidence", "p_negative", "p_positive"} <= set(table.columns)
+    dl = at.get("download_button")
+    assert dl and "Download predictions" in dl[0].proto.label
+    dl[0].click().run()
+    assert not at.exception
+    # choosing another column and scoring again replaces the table
+    at.selectbox(key="sent_csv_col").set_value("other").run()
+    assert not at.dataframe  # the old result belongs to the other column
+    at.button(key="sent_csv_go").click().run()
+    assert at.dataframe[0].value["other"].tolist() == ["x", "y", "z"]
+
+
+def test_unreadable_csv_gets_a_message(ids):
+    at = run()
+    at.get("file_uploader")[0].upload("empty.csv", b"", "text/csv")
+    at.run()
+    assert not at.exception
+    assert any("empty" in e.value for e in at.error)
+
+
+def test_presenter_mode_hides_controls_keeps_the_model_and_enlarges_type(ids):
+    at = run()
+    at.selectbox(key="sent_model").set_value(ids["flip"]).run()
+    at.toggle(key="sent_presenter").set_value(True).run()
+    assert not at.exception
+    assert not at.sidebar.selectbox  # no model picker
+    assert not at.tabs and not at.get("file_uploader")
+    blobs = html_blobs(at)
+    assert "font-size: 1.5rem" in blobs and "2.6rem" in blobs
+    at.text_area(key="sent_text").set_value("superb").run()
+    assert "Positive" in html_blobs(at)  # still the flip model, which knows "superb"
+    at.toggle(key="sent_presenter").set_value(False).run()
+    assert at.sidebar.selectbox(key="sent_model").value == ids["flip"]
+
+
+def test_damaged_model_shows_a_message_not_a_trace(ids, home):
+    w = home / "models" / ids["clas"] / "weights.safetensors"
+    w.write_bytes(w.read_bytes()[:200])
+    at = run(sent_model=ids["clas"])
+    assert any("truncated" in e.value for e in at.error)

@@ -1,0 +1,157 @@
+"""`models list|export|import|rename|delete`, `predict` and `generate`: saved models from the command line.
+`--model` takes an id, a unique model name, or `latest` (the newest model of the kind the command needs)."""
+import json
+import sys
+from pathlib import Path
+
+from ulmfit_demo import models
+from ulmfit_demo.cli import fail
+
+
+def register(sub):
+    p = sub.add_parser("models", help="list, export, import, rename and delete saved models")
+    msub = p.add_subparsers(dest="models_command", required=True)
+    q = msub.add_parser("list", help="saved models, newest first")
+    q.add_argument("--kind", choices=models.KINDS)
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_list)
+    q = msub.add_parser("export", help="write a model as a .zip bundle (safe) or fastai's export.pkl (pickle)")
+    q.add_argument("model")
+    q.add_argument("--out", required=True, help="FILE.zip for a bundle, FILE.pkl for fastai's learn.export()")
+    q.add_argument("--format", choices=("bundle", "fastai"), help="default: from the file extension")
+    q.set_defaults(func=cmd_export)
+    q = msub.add_parser("import", help="import a .zip bundle, or a fastai .pkl with --trust")
+    q.add_argument("file")
+    q.add_argument("--name")
+    q.add_argument("--trust", action="store_true",
+                   help="needed for a .pkl: opening a pickle runs the code inside it; only for files you trust")
+    q.set_defaults(func=cmd_import)
+    q = msub.add_parser("rename", help="give a model a new display name")
+    q.add_argument("model")
+    q.add_argument("name")
+    q.set_defaults(func=cmd_rename)
+    q = msub.add_parser("delete", help="delete a model and its files")
+    q.add_argument("model")
+    q.set_defaults(func=cmd_delete)
+
+    q = sub.add_parser("predict", help="sentiment of a text, or of every row of a CSV")
+    q.add_argument("--model", default="latest", help="id, name, or 'latest' classifier (default)")
+    src = q.add_mutually_exclusive_group(required=True)
+    src.add_argument("--text")
+    src.add_argument("--csv", help="input CSV; needs --text-col and --out")
+    q.add_argument("--text-col", help="CSV column holding the text")
+    q.add_argument("--out", help="output CSV: the input plus prediction, confidence and p_<label> columns")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_predict)
+
+    q = sub.add_parser("generate", help="continue a prompt with a language model")
+    q.add_argument("--model", default="latest", help="id, name, or 'latest' language model (default)")
+    q.add_argument("--prompt", required=True)
+    q.add_argument("--n-words", type=int, default=40)
+    q.add_argument("--temperature", type=float, default=0.75)
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--n-samples", type=int, default=1)
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_generate)
+
+
+def cmd_list(args):
+    rows = models.list_models(args.kind)
+    if args.json:
+        print(json.dumps(rows))
+        return
+    if not rows:
+        print("No models yet: train one (python -m ulmfit_demo train ...) or import a bundle.")
+    for r in rows:
+        m = ", ".join(f"{k} {v:.4g}" for k, v in r["metrics"].items() if isinstance(v, (int, float)))
+        print(f"{r['id']:<28} {r['kind']:<15} {r['name'][:30]:<30} {r['corpus'] or '':<12} {m}")
+
+
+def cmd_export(args):
+    out = Path(args.out)
+    fmt = args.format or ("fastai" if out.suffix.lower() == ".pkl" else "bundle")
+    try:
+        mid = models.resolve(args.model)
+        (models.export_fastai if fmt == "fastai" else models.export_bundle)(mid, out)
+    except models.ModelError as e:
+        return fail(str(e))
+    print(out)
+
+
+def cmd_import(args):
+    path = Path(args.file)
+    if not path.is_file():
+        return fail(f"No such file: {path}.")
+    try:
+        if path.suffix.lower() == ".pkl":
+            if not args.trust:
+                return fail("refused " + path.name + " without --trust. " + models.PICKLE_RISK)
+            mid = models.import_pkl(path, trust=True, name=args.name)
+        else:
+            mid = models.import_bundle(path, name=args.name)
+    except models.ModelError as e:
+        return fail(str(e))
+    print(mid)
+
+
+def cmd_rename(args):
+    try:
+        row = models.rename(models.resolve(args.model), args.name)
+    except models.ModelError as e:
+        return fail(str(e))
+    print(f"{row['id']}: {row['name']}")
+
+
+def cmd_delete(args):
+    try:
+        mid = models.resolve(args.model)
+        models.delete(mid)
+    except models.ModelError as e:
+        return fail(str(e))
+    print(f"deleted {mid}")
+
+
+def cmd_predict(args):
+    from ulmfit_demo import inference
+
+    try:
+        mid = models.resolve(args.model, "classifier")
+        if args.text is not None:
+            res = inference.predict(mid, args.text)
+            if args.json:
+                print(json.dumps({"label": res["label"], "probs": res["probs"]}))
+            else:
+                print(f"{res['label']} ({res['probs'][res['label']]:.1%})")
+            return
+        if not args.text_col or not args.out:
+            return fail("--csv needs --text-col (the column holding the text) and --out (where to write results).")
+        src = Path(args.csv)
+        if not src.is_file():
+            return fail(f"No such file: {src}.")
+        out = inference.score_csv(mid, src.read_bytes(), args.text_col)
+    except models.ModelError as e:
+        return fail(str(e))
+    from ulmfit_demo import config
+
+    config.atomic_write(Path(args.out), inference.safe_csv(out))
+    counts = out["prediction"].value_counts().to_dict()
+    if args.json:
+        print(json.dumps({"rows": len(out), "out": str(args.out), "counts": counts}))
+    else:
+        print(f"{len(out):,} rows -> {args.out}  " + ", ".join(f"{k or '(blank)'}: {v}" for k, v in counts.items()),
+              file=sys.stdout)
+
+
+def cmd_generate(args):
+    from ulmfit_demo import inference
+
+    try:
+        mid = models.resolve(args.model, "language_model")
+        res = inference.generate(mid, args.prompt, n_words=args.n_words, temperature=args.temperature,
+                                 n_samples=args.n_samples, seed=args.seed)
+    except models.ModelError as e:
+        return fail(str(e))
+    if args.json:
+        print(json.dumps({"texts": res["texts"]}))
+    else:
+        print("\n\n".join(res["texts"]))

@@ -1,0 +1,205 @@
+"""Streamlit pieces shared by the Sentiment, Generate and Models pages: the model picker, the "no model yet" notice,
+the verdict, coloured attributions, and their plotly charts. Pages only; the CLI and the worker never import this.
+
+Every piece of text that goes into `unsafe_allow_html` passes through `html.escape`: reviews come from users.
+"""
+import html
+import math
+from datetime import datetime
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from ulmfit_demo import config, models
+
+KIND_WORDS = {"classifier": "sentiment classifier", "language_model": "language model"}
+POSITIVE = "#1a7f37"
+NEGATIVE = "#cf222e"
+OTHER = ["#0969da", "#8250df", "#bf8700", "#1b7c83", "#953800"]
+
+
+def label_colour(label: str, labels: list[str]) -> str:
+    low = label.lower()
+    if low.startswith(("pos", "good")) or low in ("1", "true", "yes"):
+        return POSITIVE
+    if low.startswith(("neg", "bad")) or low in ("0", "false", "no"):
+        return NEGATIVE
+    return OTHER[labels.index(label) % len(OTHER)] if label in labels else OTHER[0]
+
+
+def label_emoji(label: str) -> str:
+    low = label.lower()
+    return "🙂" if low.startswith(("pos", "good")) else "🙁" if low.startswith(("neg", "bad")) else "🏷️"
+
+
+def model_title(row: dict) -> str:
+    "How a model is named in pickers: its name, what it scored, when it was made."
+    m = row.get("metrics") or {}
+    bits = []
+    if "accuracy" in m and row["kind"] == "classifier":
+        bits.append(f"accuracy {m['accuracy']:.0%}")
+    if "perplexity" in m:
+        bits.append(f"perplexity {m['perplexity']:.0f}")
+    try:
+        bits.append(datetime.fromisoformat(row["created"]).strftime("%d %b %H:%M"))
+    except (KeyError, ValueError):
+        pass
+    return f"{row['name']} ({', '.join(bits)})" if bits else row["name"]
+
+
+def train_link(what: str = "model") -> None:
+    "Say plainly that there is no model yet, and point at the Train page's Quick run."
+    st.info(f"There is no trained {what} on this machine yet. A **Quick run** on the built-in demo reviews trains one "
+            f"in a few minutes on an ordinary laptop: open the Train page, keep the demo corpus and the Quick "
+            f"preset, and press Start. Come back here when it has finished.", icon=":material/info:")
+    if (config.REPO / "pages" / "train.py").exists():
+        try:
+            st.page_link("pages/train.py", label="Go to Train: Quick run on the demo corpus",
+                         icon=":material/model_training:")
+            return
+        except st.errors.StreamlitAPIException:  # the page run on its own (tests), outside the app's navigation
+            pass
+    st.markdown("Open **Train** in the menu on the left.")
+
+
+def pick_model(kind: str, key: str, label: str = "Model", where=None, exclude: str | None = None,
+               show: bool = True) -> dict | None:
+    """A select box of registered models of `kind`, newest first (the newest is the default). Returns the chosen
+    registry row, or None when there is none. With `show=False` the choice is kept but the box is not drawn."""
+    rows = [r for r in models.list_models(kind) if r["id"] != exclude]
+    if not rows:
+        return None
+    ids = [r["id"] for r in rows]
+    by_id = {r["id"]: r for r in rows}
+    # The choice lives under a plain key too: Streamlit forgets a widget's value on runs where it is not drawn
+    # (presenter mode hides the picker), and the presenter must keep the model they picked.
+    keep = f"{key}_id"
+    if st.session_state.get(keep) not in ids:
+        st.session_state[keep] = ids[0]
+    if show:
+        if st.session_state.get(key) not in ids:
+            st.session_state[key] = st.session_state[keep]
+        st.session_state[keep] = (where or st).selectbox(
+            label, ids, key=key, format_func=lambda i: model_title(by_id[i]),
+            help=f"Trained {KIND_WORDS[kind]}s on this machine, newest first.")
+    return by_id[st.session_state[keep]]
+
+
+# ----------------------------------------------------------------------------------------------------------- verdict
+
+def verdict_html(res: dict, labels: list[str], large: bool = False) -> str:
+    lab = res["label"]
+    p = res["probs"][lab]
+    colour = label_colour(lab, labels)
+    size = "2.6rem" if large else "1.8rem"
+    sure = "very sure" if p >= 0.9 else "fairly sure" if p >= 0.7 else "unsure" if p < 0.6 else "leaning"
+    return (f'<div style="font-size:{size};font-weight:700;color:{colour};line-height:1.2">'
+            f'{label_emoji(lab)} {html.escape(lab.capitalize())}</div>'
+            f'<div style="font-size:{"1.3rem" if large else "1rem"};color:#57606a">'
+            f'{p:.0%} confident ({sure})</div>')
+
+
+def probs_figure(probs: dict, labels: list[str], large: bool = False) -> go.Figure:
+    "One horizontal bar per label: how likely the model thinks each is."
+    labs = list(probs)
+    fig = go.Figure(go.Bar(x=[probs[k] for k in labs], y=labs, orientation="h",
+                           marker_color=[label_colour(k, labels) for k in labs],
+                           text=[f"{probs[k]:.0%}" for k in labs], textposition="auto",
+                           hovertemplate="%{y}: %{x:.1%}<extra></extra>"))
+    fig.update_layout(xaxis=dict(range=[0, 1], tickformat=".0%", title="probability"),
+                      yaxis=dict(autorange="reversed"), height=110 + 40 * len(labs),
+                      margin=dict(l=10, r=10, t=10, b=10), showlegend=False,
+                      font=dict(size=20 if large else 14))
+    return fig
+
+
+def attribution_html(attr: dict, labels: list[str], large: bool = False) -> str:
+    """The review as coloured words: the colour of the verdict where a word pushed towards it, the other label's
+    colour (or grey) where it pushed away; stronger colour, bigger push. Hover shows the number."""
+    lab = attr["label"]
+    toward = label_colour(lab, labels)
+    others = [x for x in labels if x != lab]
+    away = label_colour(others[0], labels) if len(others) == 1 else "#6e7781"
+    scores = [abs(w["score"]) for w in attr["words"] if w["score"] is not None]
+    top = max(scores) if scores and max(scores) > 0 else 1.0
+    spans = []
+    for w in attr["words"]:
+        s = w["score"]
+        if s is None:
+            spans.append(f'<span title="not scored">{html.escape(w["text"])}</span>')
+            continue
+        a = min(abs(s) / top, 1.0)
+        colour = toward if s > 0 else away
+        alpha = int(round(a * 0.85 * 255))
+        tip = (f"leaving it out changes confidence in {lab} by {-s * 100:+.1f} points")
+        spans.append(f'<span title="{html.escape(tip)}" style="background:{colour}{alpha:02x};'
+                     f'color:{"#fff" if a > 0.55 else "inherit"};border-radius:4px;padding:1px 3px">'
+                     f'{html.escape(w["text"])}</span>')
+    size = "1.5rem" if large else "1.05rem"
+    return f'<div style="font-size:{size};line-height:2.1;word-wrap:break-word">{" ".join(spans)}</div>'
+
+
+def attribution_legend(attr: dict, labels: list[str]) -> str:
+    lab = attr["label"]
+    others = [x for x in labels if x != lab]
+    toward = label_colour(lab, labels)
+    away = label_colour(others[0], labels) if len(others) == 1 else "#6e7781"
+    other = html.escape(others[0]) if len(others) == 1 else "another label"
+    pill = "display:inline-block;white-space:nowrap;color:#fff;border-radius:4px;padding:1px 6px;margin:2px 4px 2px 0"
+    return (f'<div style="font-size:0.9rem"><span style="background:{toward}cc;{pill}">pushed towards '
+            f'{html.escape(lab)}</span><span style="background:{away}cc;{pill}">pushed towards {other}</span>'
+            f'<span style="color:#57606a;white-space:nowrap">stronger colour = bigger push</span></div>')
+
+
+def topk_figure(step: dict, title: str) -> go.Figure:
+    "The k likeliest next words at one step, the one that was drawn highlighted."
+    words = [w for w, _ in step["top"]]
+    probs = [p for _, p in step["top"]]
+    chosen = step["chosen"]
+    if chosen not in words:  # drawn from outside the top k: show it too, so the chart explains the pick
+        words.append(chosen)
+        probs.append(step["chosen_prob"])
+    colours = ["#e36209" if w == chosen else "#4c78a8" for w in words]
+    fig = go.Figure(go.Bar(x=probs, y=[_show_token(w) for w in words], orientation="h", marker_color=colours,
+                           text=[f"{p:.1%}" for p in probs], textposition="auto",
+                           hovertemplate="%{y}: %{x:.2%}<extra></extra>"))
+    fig.update_layout(title=title, xaxis=dict(title="probability", tickformat=".0%"), yaxis=dict(autorange="reversed"),
+                      height=90 + 30 * len(words), margin=dict(l=10, r=10, t=40, b=10), showlegend=False)
+    return fig
+
+
+TOKEN_NOTES = {"xxmaj": "xxmaj (next word Capitalised)", "xxup": "xxup (next word in CAPS)",
+               "xxbos": "xxbos (a new review starts)", "xxrep": "xxrep (repeated character)",
+               "xxwrep": "xxwrep (repeated word)", "xxunk": "xxunk (unknown word)", "xxeos": "xxeos (end)"}
+
+
+def _show_token(t: str) -> str:
+    t = t.replace("\u2581", "·")
+    return TOKEN_NOTES.get(t, TOKEN_NOTES.get(t.lstrip("·"), t))
+
+
+def confusion_figure(conf) -> go.Figure:
+    "Actual labels down, predicted across, counts in the cells (fastai's `plot_confusion_matrix`)."
+    z = conf.values.tolist()
+    fig = go.Figure(go.Heatmap(z=z, x=[str(c) for c in conf.columns], y=[str(i) for i in conf.index],
+                               colorscale="Blues", showscale=False, text=z, texttemplate="%{text}",
+                               hovertemplate="actual %{y}, predicted %{x}: %{z}<extra></extra>"))
+    fig.update_layout(xaxis=dict(title="predicted", side="top"), yaxis=dict(title="actual", autorange="reversed"),
+                      height=120 + 60 * len(z), margin=dict(l=10, r=10, t=50, b=10), font=dict(size=14))
+    return fig
+
+
+def fmt_size(n: int) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"
+        n /= 1024
+    return f"{n}"
+
+
+def fmt_metric(v) -> str:
+    if isinstance(v, float) and not math.isfinite(v):
+        return "—"
+    if isinstance(v, float):
+        return f"{v:.3g}"
+    return str(v)

@@ -92,7 +92,10 @@ class RunReporter(Callback):
         # On CPU `.item()` is free; on a GPU it is a sync point, so there the loss is checked at log points and
         # before every checkpoint instead of every batch (the weights of a NaN epoch are never saved either way).
         if self.training and (not self._gpu or (self.step + 1) % self.log_every == 0):
-            loss = float(self.learn.loss_grad.detach().float().mean().item())
+            # `learn.loss` (what fastai records), not `loss_grad`: fastai's TAR penalty adds the mean of an empty
+            # tensor, NaN, to `loss_grad` on a one-token batch (LMDataLoader's last batch when the stream leaves
+            # one token over) while its gradient, and so training, stays finite.
+            loss = float(self.learn.loss.detach().float().mean().item())
             if not math.isfinite(loss):
                 raise NanLoss(f"The training loss became {loss} at step {self.step + 1} ({self.stage}, epoch "
                               f"{self.stage_epoch + 1}): the learning rate is probably too high for this model. "

@@ -31,8 +31,25 @@ _CSS = """
 """
 
 
+def _through_app_navigation() -> None:
+    """Make sure this page runs inside app.py's `st.navigation`, never as a bare script.
+
+    Streamlit decides per server process whether `pages/` next to the main script is an old-style (v1) pages folder:
+    until the first run of app.py calls `st.navigation`, it assumes v1. So when the first visit after a server start
+    is a deep link (`/train` from a bookmark or a tab left open), Streamlit runs `pages/train.py` on its own: no page
+    config (narrow layout), and a sidebar listing file names. Here we switch that assumption off and rerun, which
+    goes through app.py and lands on the same page (v1 and app.py give pages the same url path, hence the same id).
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 def setup_page(title: str, icon: str = "") -> None:
     "Title plus the shared CSS for token chips. Call once at the top of a page."
+    _through_app_navigation()
     st.markdown(_CSS, unsafe_allow_html=True)
     st.title(f"{icon} {title}".strip())
 

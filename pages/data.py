@@ -3,7 +3,7 @@ import streamlit as st
 
 from ulmfit_demo import batches, datasets, plots, tokcache, ui
 
-ui.setup_page("Data", "📚")
+ui.setup_page("Data", ":material/dataset:")
 st.caption("Choose the text the model learns from, then look at it the way the model will: as tokens, "
            "in batches.")
 

@@ -1,11 +1,9 @@
 """Home: what ULMFiT is, in three steps, and what this machine has ready right now."""
-import importlib.util
-
 import streamlit as st
 
-from ulmfit_demo import config, datasets, system, ui
+from ulmfit_demo import config, datasets, models, pretrained, system, ui
 
-ui.setup_page("ULMFiT Studio", "🎓")
+ui.setup_page("ULMFiT Studio", ":material/school:")
 st.markdown("**Teach a computer to judge movie reviews, by first teaching it to read.** ULMFiT (Howard & Ruder, "
             "2018) gets a good sentiment classifier from few labelled examples by reusing a language model.")
 
@@ -34,16 +32,12 @@ c1, c2, c3, c4 = st.columns(4)
 c1.metric("Corpora ready", len(have), help="\n".join(have))
 c2.metric("Device", "GPU" if dev["device"] == "cuda" else "CPU", help=dev["name"])
 
-# Training and models arrive as their own modules; until one is installed its status is simply not shown.
-if importlib.util.find_spec("ulmfit_demo.models"):
-    from ulmfit_demo import models
-    c3.metric("Trained models", len(models.list_models()))
-if importlib.util.find_spec("ulmfit_demo.pretrained"):
-    from ulmfit_demo import pretrained
-    found = pretrained.find_pretrained("fwd", fetch=False) is not None
-    c4.metric("Pretrained encoder", "found" if found else "not found",
-              help="fastai's WikiText-103 AWD-LSTM weights. Without them, training starts from scratch (slower, "
-                   "less accurate).")
+c3.metric("Trained models", len(models.list_models()))
+c4.metric("Pretrained encoder", "ready" if pretrained.local() else "not here",
+          help="fastai's WikiText-103 AWD-LSTM weights (stage 1). " + (
+              "Found in fastai's model cache." if pretrained.local() else
+              "Not in fastai's model cache: a training run will look in the mirror and download them unless offline, "
+              "or else train from scratch (slower, less accurate). " + pretrained.hint()))
 
 st.caption(f"Ready: {', '.join(have)}." + (f" Not fetched yet: {', '.join(missing)} (get them on the Data page)."
                                            if missing else "") + f" Running on {dev['name']}.")

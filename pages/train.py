@@ -216,7 +216,7 @@ def live(rid: str):
     m = store.metrics(rid)
     status = run["status"]
     total, left = run.get("total_steps"), views.eta(run)
-    facts = [f"{views.STATUS_ICON.get(status, '')} **{status}**",
+    facts = [views.STATUS_MD.get(status, f"**{status}**"),
              f"stage **{views.STAGE_NAMES.get(run.get('stage') or '', run.get('stage') or '—')}**",
              f"step **{run['step']}** of {total}" if total else f"step **{run['step']}**",
              f"ETA **{views.fmt_duration(left)}**" if left is not None else None,

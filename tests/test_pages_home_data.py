@@ -1,25 +1,12 @@
 """AppTest: the home and Data pages render, switch corpora, follow the sliders, and report fetch failures."""
 import shutil
-from pathlib import Path
 
 import pandas as pd
-import pytest
-from conftest import mirror_archive
-from streamlit.testing.v1 import AppTest
+from support import mirror_archive, run_page
 
 from ulmfit_demo import config, datasets
 
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-def run(path, **kw):
-    at = AppTest.from_file(str(REPO / path), default_timeout=120)
-    for k, v in kw.items():
-        at.session_state[k] = v
-    at.run()
-    assert not at.exception, at.exception
-    return at
+run = run_page
 
 
 def test_home_shows_stages_and_machine_status():
@@ -31,6 +18,14 @@ def test_home_shows_stages_and_machine_status():
     assert metrics["Device"] in ("CPU", "GPU")
     assert int(metrics["Corpora ready"]) >= 1  # the demo corpus, always
     assert any("demo" in c.value.lower() for c in at.caption)
+    assert metrics["Trained models"] == "0"
+    assert metrics["Pretrained encoder"] == "not here"  # a fresh FASTAI_HOME has no WikiText-103 weights
+
+
+def test_home_counts_the_registered_models(ids):
+    metrics = {m.label: m.value for m in run("app.py").metric}
+    n_models = len([k for k in ids if k != "ref"])  # `ref` is a reference prediction, not a model
+    assert metrics["Trained models"] == str(n_models)
 
 
 def test_data_page_demo_counts_and_lm_picture_follow_sliders():

@@ -10,8 +10,12 @@ from ulmfit_demo.runs import store
 STAGE_NAMES = {"pretrain": "Stage 1 pretraining", "lm": "LM fine-tuning", "clas": "Classifier", "lr_find": "LR finder"}
 BAND_COLORS = ["rgba(76,120,168,0.10)", "rgba(245,133,24,0.10)", "rgba(84,162,75,0.10)", "rgba(178,121,162,0.10)",
                "rgba(228,87,86,0.10)", "rgba(114,183,178,0.10)"]
-STATUS_ICON = {"QUEUED": "⏳", "RUNNING": "🏃", "SUCCEEDED": "✅", "FAILED": "❌", "CANCELLED": "⏹️",
-               "INTERRUPTED": "⚠️"}
+# Streamlit markdown for a status: a Material icon (bundled with Streamlit, so it renders without emoji fonts) and
+# a colour that says good / running / bad at a glance.
+STATUS_MD = {"QUEUED": ":gray[:material/schedule: **QUEUED**]", "RUNNING": ":blue[:material/autorenew: **RUNNING**]",
+             "SUCCEEDED": ":green[:material/check_circle: **SUCCEEDED**]",
+             "FAILED": ":red[:material/error: **FAILED**]", "CANCELLED": ":gray[:material/cancel: **CANCELLED**]",
+             "INTERRUPTED": ":orange[:material/warning: **INTERRUPTED**]"}
 
 
 # ------------------------------------------------------------------------------------------------ numbers
@@ -63,7 +67,7 @@ def runs_frame(runs: list[dict]) -> pd.DataFrame:
     "The runs list: one row per run, newest first."
     rows = []
     for r in runs:
-        rows.append({"run": r["id"], "status": f"{STATUS_ICON.get(r['status'], '')} {r['status']}",
+        rows.append({"run": r["id"], "status": r["status"],
                      "kind": r["kind"], "corpus": r["corpus"], "preset": r.get("preset") or "",
                      "best metric": best_metric(r), "duration": fmt_duration(duration(r)),
                      "device": r.get("device") or "",
@@ -136,8 +140,10 @@ def lr_suggestion(events: list[dict]) -> dict | None:
 # ------------------------------------------------------------------------------------------------ figures
 
 def _layout(fig, title, height=330, **kw):
-    # Legends go under the plot: above it they collide with the title on narrow columns.
-    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40 if title else 30, b=10),
+    # Legends go under the plot: above it they collide with the title on narrow columns. The top margin leaves the
+    # first 30 px to Streamlit's plotly toolbar; titles (and subplot titles) sit just above the plot, below it.
+    fig.update_layout(title=dict(text=title, yref="paper", y=1, yanchor="bottom", pad=dict(b=8)) if title else None,
+                      height=height, margin=dict(l=10, r=10, t=70, b=10),
                       legend=dict(orientation="h", yanchor="top", y=-0.22, xanchor="left", x=0), **kw)
     return fig
 

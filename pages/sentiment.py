@@ -18,6 +18,7 @@ EXAMPLES = {
     "Negation": "I did not enjoy this movie. It was not funny and not exciting, although the lead actor is not bad.",
     "Shouting": "THIS IS THE BEST MOVIE EVER!!!! Go and see it right now.",
 }
+WEAK_ACCURACY = 0.7  # below this measured validation accuracy the page says the verdicts are close to guesses
 CSV_MAX_ROWS = 20_000  # beyond this use `python -m ulmfit_demo predict --csv`: the page would sit for minutes
 
 ui.setup_page("Sentiment", ":material/sentiment_satisfied:")
@@ -37,6 +38,12 @@ row = mw.pick_model("classifier", "sent_model", "Sentiment model", where=st.side
 if row is None:
     mw.train_link("sentiment classifier")
     st.stop()
+acc = (row.get("metrics") or {}).get("accuracy")
+if acc is not None and acc < WEAK_ACCURACY and not presenter:
+    st.warning(f"This classifier got **{acc:.0%}** of its held-out reviews right (guessing gets about 50%), so its "
+               f"verdicts are close to guesses. Small corpora trained from scratch do this; the ULMFiT preset on "
+               f"IMDb, starting from the pretrained WikiText-103 model, is what makes a convincing demo.",
+               icon=":material/info:")
 
 
 @st.cache_data(max_entries=128, show_spinner=False)

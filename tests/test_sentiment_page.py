@@ -166,3 +166,15 @@ def test_damaged_model_shows_a_message_not_a_trace(ids, home):
     w.write_bytes(w.read_bytes()[:200])
     at = run(sent_model=ids["clas"])
     assert any("truncated" in e.value for e in at.error)
+
+
+def test_a_weak_classifier_is_called_weak_with_its_measured_accuracy(ids):
+    from ulmfit_demo import models
+
+    weak, strong = models.get(ids["clas"])["metrics"]["accuracy"], models.get(ids["flip"])["metrics"]["accuracy"]
+    assert weak < 0.7 <= strong, (weak, strong)  # the tiny models: a one-epoch demo classifier, a one-word rule
+    warned = [w.value for w in run(sent_model=ids["clas"]).warning]
+    assert any(f"**{weak:.0%}**" in w and "close to guesses" in w for w in warned), warned
+    assert not [w.value for w in run(sent_model=ids["flip"]).warning if "close to guesses" in w.value]
+    # presenter mode hides it: the presenter has already seen it
+    assert not [w.value for w in run(sent_model=ids["clas"], sent_presenter=True).warning]

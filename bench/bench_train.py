@@ -64,7 +64,9 @@ def main():
     dls_plain = DataBlock(blocks=TextBlock.from_df("text", is_lm=True, min_freq=cfg.min_freq, max_vocab=cfg.max_vocab),
                           get_x=ColReader("text"), splitter=RandomSplitter(cfg.lm_valid_pct, seed=cfg.seed)
                           ).dataloaders(docs, bs=cfg.bs, seq_len=cfg.seq_len, device=dev)
-    print(f"plain data: {time.perf_counter() - t:.1f}s, {len(dls_plain.train)} batches/epoch", flush=True)
+    print(f"plain data: {time.perf_counter() - t:.1f}s, {len(dls_plain.train)} batches/epoch, vocab "
+          f"{len(dls_plain.vocab):,}", flush=True)
+    shape = {}
 
     def plain_fit() -> tuple[float, int]:
         set_seed(cfg.seed)
@@ -93,6 +95,9 @@ def main():
         job.device_type, job.device = dev, f"bench · {prec}"
         job.docs, job.tok, job.src, job.clas_frame, job.total_steps = docs_tok, tok, None, None, None
         dls, vocab = job.lm_data()
+        if not shape:  # the decoder's cost grows with the vocab: both sides must have about the same
+            shape.update(app_vocab=len(vocab), plain_vocab=len(dls_plain.vocab))
+            print(f"app data: {len(dls.train)} batches/epoch, vocab {len(vocab):,}", flush=True)
         learn = training.apply_precision(training.lm_learner(dls, cfg, path=job.rdir), prec)
         learn.logger = lambda *a: None
         phases = [training.Phase("bench", 0, args.epochs, args.lr)]
@@ -118,7 +123,7 @@ def main():
     out = {"bench": "train_lm_epoch", "dataset": args.dataset, "n_docs": len(docs), "epochs": args.epochs,
            "config": {k: getattr(cfg, k) for k in ("emb_sz", "n_hid", "n_layers", "bs", "seq_len", "min_freq",
                                                     "max_vocab", "drop_mult_lm", "wd")},
-           "lr": args.lr, "device": dev, "precision": prec, "device_info": system.device_info(),
+           "vocab": shape, "lr": args.lr, "device": dev, "precision": prec, "device_info": system.device_info(),
            "threads": torch.get_num_threads(), "python": platform.python_version(), "torch": torch.__version__,
            "runs": res, "median_tokens_per_s": med, "ratio_app_over_plain": ratio,
            "overhead_pct": 100 * (1 - ratio), "time": time.strftime("%Y-%m-%dT%H:%M:%S")}

@@ -314,7 +314,9 @@ with tab_sweep:
         col.plotly_chart(figs[key], width="stretch", key=f"tok_fig_{key}", config={"displayModeBar": False})
     st.caption("Word tokens per review do not change with the vocabulary: rare words just become `xxunk`. "
                "Subword tokenization instead cuts rare words into known pieces, so a small vocabulary costs "
-               "longer sequences, not unknown tokens.")
+               "longer sequences, not unknown tokens. Subword pieces then go through the same `Numericalize` "
+               "(min_freq above), so near the largest vocabulary a corpus supports, pieces seen fewer than "
+               "min_freq times become `xxunk` too.")
     with st.expander("The numbers"):
         st.dataframe(df, hide_index=True, column_config={
             "setting": "max_vocab / vocab_sz asked", "vocab_rows": "vocabulary (rows)",

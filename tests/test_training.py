@@ -84,6 +84,13 @@ def test_a_seeded_tiny_fit_gives_the_same_losses_twice(tmp_path):
     assert results[1].startswith("The film")
 
 
+def test_the_lm_sample_prompt_reads_as_it_was_typed():
+    "After each LM epoch the Train page shows the prompt in bold before the sample: it must come back as typed."
+    tok = training.Tok("word")
+    for prompt in ("I liked this movie because", "It's GREAT!!! I don't know."):
+        assert tok.detok(tok.tokenize([prompt])[0]) == prompt
+
+
 def _fake_wt103(tmp_path, cfg) -> tuple[Path, dict, list]:
     "A WT103-shaped archive made here from a tiny LM: fastai's layout, `wt103-fwd/{lstm_fwd.pth,itos_wt103.pkl}`."
     import torch

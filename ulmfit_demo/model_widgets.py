@@ -27,9 +27,16 @@ def label_colour(label: str, labels: list[str]) -> str:
     return OTHER[labels.index(label) % len(OTHER)] if label in labels else OTHER[0]
 
 
-def label_emoji(label: str) -> str:
+def label_face(label: str, colour: str, size: str) -> str:
+    """A smiling, frowning or plain face drawn as inline SVG in the label's colour. An emoji would need an emoji font,
+    and on machines without one (many Linux boxes a demo runs on) it shows as an empty box."""
     low = label.lower()
-    return "🙂" if low.startswith(("pos", "good")) else "🙁" if low.startswith(("neg", "bad")) else "🏷️"
+    mouth = ("M7 14.5 Q12 19 17 14.5" if low.startswith(("pos", "good")) else
+             "M7 17 Q12 12.5 17 17" if low.startswith(("neg", "bad")) else "M7.5 15.5 H16.5")
+    return (f'<svg viewBox="0 0 24 24" width="{size}" height="{size}" role="img" aria-label="{html.escape(label)}" '
+            f'style="vertical-align:-0.12em" fill="none" stroke="{colour}" stroke-width="2" stroke-linecap="round">'
+            f'<circle cx="12" cy="12" r="10"/><circle cx="8.5" cy="9.5" r="0.6" fill="{colour}"/>'
+            f'<circle cx="15.5" cy="9.5" r="0.6" fill="{colour}"/><path d="{mouth}"/></svg>')
 
 
 def model_title(row: dict) -> str:
@@ -94,7 +101,7 @@ def verdict_html(res: dict, labels: list[str], large: bool = False) -> str:
     size = "2.6rem" if large else "1.8rem"
     sure = "very sure" if p >= 0.9 else "fairly sure" if p >= 0.7 else "unsure" if p < 0.6 else "leaning"
     return (f'<div style="font-size:{size};font-weight:700;color:{colour};line-height:1.2">'
-            f'{label_emoji(lab)} {html.escape(lab.capitalize())}</div>'
+            f'{label_face(lab, colour, "0.9em")} {html.escape(lab.capitalize())}</div>'
             f'<div style="font-size:{"1.3rem" if large else "1rem"};color:#57606a">'
             f'{p:.0%} confident ({sure})</div>')
 

@@ -135,13 +135,10 @@ class Tok:
         return [list(t) for t in tokenize_texts([t[:MAX_CHARS] for t in texts], n_workers=0, tok=self._sp)]
 
     def detok(self, tokens: list[str]) -> str:
-        "Readable text: xxmaj/xxup applied back (fastai's `decode_spec_tokens`), subword pieces joined."
-        from fastai.text.all import decode_spec_tokens
+        "Readable text, written back the way the Generate page writes it (capitals, repeats, punctuation restored)."
+        from ulmfit_demo.inference import detokenize
 
-        tokens = decode_spec_tokens([t for t in tokens if t not in ("xxbos", "xxpad", "xxeos")])
-        if self.kind == "word":
-            return " ".join(tokens)
-        return "".join(tokens).replace("\u2581", " ").strip()
+        return detokenize(tokens, subword=self.kind == "subword")
 
 
 def train_subword(texts: list[str], vocab_sz: int, folder: Path) -> Path:

@@ -138,9 +138,9 @@ if corpus.labels:
     rows_b = batches.classifier_batch(tok, bs=cbs, seq_len=seq_len, seed=0)
     for r in rows_b:
         st.markdown(f"**{r['label']}** · {len(r['tokens'])} tokens" + (f", {r['n_pad']} of them padding" if r["n_pad"] else ""))
-        shown = r["tokens"][:show]
-        st.markdown(ui.tokens_html(shown) + ("<span style='color:#999'> …</span>" if len(r["tokens"]) > show else ""),
-                    unsafe_allow_html=True)
+        st.markdown(ui.tokens_html_cut(r["tokens"], show), unsafe_allow_html=True)
+    st.caption("fastai pads in whole chunks of seq_len before the text and puts the remainder after it "
+               "(`pad_input_chunk`); a cut row keeps its last tokens in view so the padding shows.")
 else:
     st.info("This corpus has no labels, so it has no classifier batches. It can still train a language model (below).")
 

@@ -33,6 +33,9 @@ def test_data_page_demo_counts_and_lm_picture_follow_sliders():
     metrics = {m.label: m.value for m in at.metric}
     n = len(datasets.load("demo").df)
     assert metrics["Documents"] == f"{n:,}"
+    # a long classifier row is cut in the middle, so the padding fastai put at its end stays in view
+    cut = [m.value for m in at.markdown if "more tokens" in m.value]
+    assert cut and any('class="tok pad"' in c for c in cut)
     heads = [s.value for s in at.subheader]
     assert any("cut into 6 mini-streams" in h for h in heads)
     at.slider(key="data_lm_bs").set_value(3).run()

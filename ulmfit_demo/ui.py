@@ -73,6 +73,15 @@ def tokens_html(tokens, titles=None) -> str:
     return '<div class="tokrow">' + "".join(chips) + "</div>"
 
 
+def tokens_html_cut(tokens, head: int, tail: int = 12) -> str:
+    "The first `head` and the last `tail` tokens, with how many were left out between them."
+    if len(tokens) <= head + tail:
+        return tokens_html(tokens)
+    gap = f'<span style="color:#888;margin:0 6px">… {len(tokens) - head - tail:,} more tokens …</span>'
+    return ('<div class="tokrow">' + "".join(token_chip(t) for t in tokens[:head]) + gap
+            + "".join(token_chip(t) for t in tokens[-tail:]) + "</div>")
+
+
 def token_table_html(rows, window: int | None = None, row_labels=None) -> str:
     """Rows of tokens as an HTML table of chips. With `window`, alternate cell shading every `window` tokens so the
     windows a model reads at once are visible."""

@@ -142,9 +142,10 @@ def lr_suggestion(events: list[dict]) -> dict | None:
 def _layout(fig, title, height=330, **kw):
     # Legends go under the plot: above it they collide with the title on narrow columns. The top margin leaves the
     # first 30 px to Streamlit's plotly toolbar; titles (and subplot titles) sit just above the plot, below it.
+    # The legend starts ~80 px under the plot, clear of tick labels and the axis title whatever the height.
     fig.update_layout(title=dict(text=title, yref="paper", y=1, yanchor="bottom", pad=dict(b=8)) if title else None,
                       height=height, margin=dict(l=10, r=10, t=70, b=10),
-                      legend=dict(orientation="h", yanchor="top", y=-0.22, xanchor="left", x=0), **kw)
+                      legend=dict(orientation="h", yanchor="top", y=-80 / (height - 80), xanchor="left", x=0), **kw)
     return fig
 
 

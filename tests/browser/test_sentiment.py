@@ -8,7 +8,7 @@ import pytest
 import tiny_models
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from webutil import screenshot, wait_for_text, wait_idle
+from webutil import find, screenshot, wait_for_text, wait_idle
 
 pytestmark = pytest.mark.browser
 
@@ -64,7 +64,7 @@ def test_generate_writes_reviews_and_new_seed_gives_new_ones(live, driver):
     wait_for_text(driver, "likeliest next words", timeout=60)
     first = driver.find_element(By.TAG_NAME, "body").text
     assert "I liked this movie because" in first and "Perplexity" in first
-    driver.find_element(By.CSS_SELECTOR, ".st-key-gen_again button").click()
+    find(driver, ".st-key-gen_again button").click()
     wait_for_text(driver, "Sample 1 (seed 2)", timeout=60)
     screenshot(driver, "generate")
     assert not driver.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')

@@ -2,7 +2,7 @@
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from webutil import screenshot, wait_for_text, wait_idle
+from webutil import find, screenshot, wait_for_text, wait_idle
 
 pytestmark = pytest.mark.browser
 
@@ -11,7 +11,8 @@ def test_typed_text_becomes_tokens(server, driver):
     driver.get(f"{server.url}/tokenizers")
     wait_for_text(driver, "Rule by rule", timeout=180)
     wait_idle(driver, timeout=120)
-    box = driver.find_element(By.CSS_SELECTOR, ".st-key-tok_text textarea")
+    # Streamlit loads a widget's code on first use and shows a skeleton until then: wait for the real textarea.
+    box = find(driver, ".st-key-tok_text textarea", timeout=60)
     box.send_keys(Keys.CONTROL, "a")
     box.send_keys(Keys.DELETE)
     box.send_keys("Zanzibar waffles are GREAT!!!!")

@@ -119,6 +119,13 @@ def tokenized(name: str, fp: str):
 
 
 tok = tokenized(choice, datasets.fingerprint(corpus.df))
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def clas_vocab(name: str, fp: str, _tok):
+    "fastai's `Numericalize` set up on the labelled documents, as the classifier batch below uses it."
+    return batches.numericalizer(_tok[_tok["label"] != ""]["tokens"].tolist())
+
 sampled = len(tok) < n
 seq_len = st.slider("seq_len: tokens the model reads at once", 8, 128, 72, key="data_seq_len",
                     help="fastai's default is 72 for classifiers and the seeds use 80 for the language model.")
@@ -135,12 +142,19 @@ if corpus.labels:
     c1, c2 = st.columns(2)
     cbs = c1.slider("Reviews per batch (bs)", 2, 8, 4, key="data_clas_bs")
     show = c2.slider("Tokens shown per review", 20, 200, 60, key="data_clas_show")
-    rows_b = batches.classifier_batch(tok, bs=cbs, seq_len=seq_len, seed=0)
+    num = clas_vocab(choice, datasets.fingerprint(corpus.df), tok)
+    rows_b = batches.classifier_batch(tok, bs=cbs, seq_len=seq_len, seed=0, num=num)
     for r in rows_b:
         st.markdown(f"**{r['label']}** · {len(r['tokens'])} tokens" + (f", {r['n_pad']} of them padding" if r["n_pad"] else ""))
         st.markdown(ui.tokens_html_cut(r["tokens"], show), unsafe_allow_html=True)
     st.caption("fastai pads in whole chunks of seq_len before the text and puts the remainder after it "
                "(`pad_input_chunk`); a cut row keeps its last tokens in view so the padding shows.")
+    text_toks = [t for r in rows_b for t in r["tokens"] if t != "xxpad"]
+    n_unk, n_lab = sum(t == "xxunk" for t in text_toks), int(tok["label"].ne("").sum())
+    st.caption(f"Red `xxunk`: a word seen fewer than 3 times in the {n_lab:,} labelled documents tokenized here, so "
+               f"fastai's vocabulary ({len(num.vocab):,} entries, `Numericalize(min_freq=3)`) has no number for it. "
+               f"In this batch: {n_unk:,} of {len(text_toks):,} text tokens ({n_unk / max(len(text_toks), 1):.0%}). "
+               "A bigger corpus leaves fewer; the Tokenizers page shows the trade-off.")
 else:
     st.info("This corpus has no labels, so it has no classifier batches. It can still train a language model (below).")
 

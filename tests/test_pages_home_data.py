@@ -36,6 +36,17 @@ def test_data_page_demo_counts_and_lm_picture_follow_sliders():
     # a long classifier row is cut in the middle, so the padding fastai put at its end stays in view
     cut = [m.value for m in at.markdown if "more tokens" in m.value]
     assert cut and any('class="tok pad"' in c for c in cut)
+    # the xxunk note gives the vocabulary and the batch's unknown share that fastai's own objects give
+    from ulmfit_demo import batches, tokcache
+
+    tok = tokcache.tokenized(datasets.load("demo").df, max_docs=2000)
+    num = batches.numericalizer(tok[tok["label"] != ""]["tokens"].tolist())
+    text = [t for r in batches.classifier_batch(tok, bs=4, seq_len=72, seed=0, num=num) for t in r["tokens"]
+            if t != "xxpad"]
+    n_unk = sum(t == "xxunk" for t in text)
+    note = next(c.value for c in at.caption if c.value.startswith("Red `xxunk`"))
+    assert f"({len(num.vocab):,} entries" in note and f"{n_unk:,} of {len(text):,} text tokens" in note
+    assert 0 < n_unk < len(text)
     heads = [s.value for s in at.subheader]
     assert any("cut into 6 mini-streams" in h for h in heads)
     at.slider(key="data_lm_bs").set_value(3).run()

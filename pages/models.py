@@ -25,8 +25,8 @@ else:
         "name": r["name"], "kind": mw.KIND_WORDS[r["kind"]], "corpus": r["corpus"],
         "accuracy": f"{r['metrics']['accuracy']:.1%}" if "accuracy" in r["metrics"] else "",
         "perplexity": f"{r['metrics']['perplexity']:,.1f}" if "perplexity" in r["metrics"] else "",
-        "created": r["created"].replace("T", " ")[:16], "size": mw.fmt_size(r["size_bytes"]),
-        "run": r["run_id"] or "", "source": r["source"], "id": r["id"]} for r in rows])
+        "created": r["created"].replace("T", " ")[:16], "size": mw.fmt_size(r["size_bytes"])}
+        for r in rows])  # id, run and where it came from are under the Model picker: the table fits the page
     st.dataframe(table, hide_index=True, key="mdl_table")
     st.caption("Accuracy: share of validation reviews a classifier got right. Perplexity: how unsure a language "
                "model is of the next word (lower is better). Both measured at the end of training.")
@@ -38,6 +38,9 @@ else:
         st.session_state["mdl_model"] = rows[0]["id"]
     mid = st.selectbox("Model", list(by_id), key="mdl_model", format_func=lambda i: f"{mw.model_title(by_id[i])} — {i}")
     row = by_id[mid]
+    origin = {"trained": f"trained here by run `{row['run_id']}`" if row["run_id"] else "trained here",
+              "bundle": "imported from a bundle", "pkl": "imported from a fastai export (.pkl)"}
+    st.caption(f"id `{mid}` (what the CLI's `--model` takes) · {origin.get(row['source'], row['source'])}")
 
     t_export, t_rename, t_delete = st.tabs(["Export", "Rename", "Delete"])
     with t_export:

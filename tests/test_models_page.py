@@ -21,10 +21,15 @@ def test_without_models_it_says_so_and_still_offers_import():
 def test_registry_table_and_export_buttons(ids):
     at = run()
     table = at.dataframe[0].value
-    assert set(table["id"]) == {ids["lm"], ids["clas"], ids["flip"], ids["sub"]}
-    assert {"name", "kind", "corpus", "accuracy", "perplexity", "created", "size", "run"} <= set(table.columns)
-    row = table.set_index("id").loc[ids["lm"]]
+    names = {k: models.get(ids[k])["name"] for k in ("lm", "clas", "flip", "sub")}
+    assert sorted(table["name"]) == sorted(names.values())
+    assert {"name", "kind", "corpus", "accuracy", "perplexity", "created", "size"} <= set(table.columns)
+    row = table.set_index("name").loc[names["lm"]]
     assert row["perplexity"] == f"{models.get(ids['lm'])['metrics']['perplexity']:,.1f}"
+    # the selected model's id (for the CLI) and its run are spelled out under the picker
+    sel = models.get(at.selectbox(key="mdl_model").value)
+    origin = f"run `{sel['run_id']}`" if sel["run_id"] else "trained here"
+    assert any(f"id `{sel['id']}`" in c.value and origin in c.value for c in at.caption)
     labels = [b.proto.label for b in at.get("download_button")]
     assert "Download bundle (.zip)" in labels and "Download fastai export (.pkl)" in labels
     at.selectbox(key="mdl_model").set_value(ids["lm"]).run()

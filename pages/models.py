@@ -138,8 +138,12 @@ if clas:
     job = (cid, models.stamp(cid), cname)
     if st.button("Score the validation set", key="mdl_interp_go"):
         try:
-            with st.spinner("Scoring validation reviews..."):
-                st.session_state["mdl_interp_result"] = (job, interpret.interpret(cid, ui.current_corpus(cname)))
+            bar, progress = ui.progress_bar("Scoring validation reviews")
+            try:
+                result = interpret.interpret(cid, ui.current_corpus(cname), progress=progress)
+            finally:
+                bar.empty()
+            st.session_state["mdl_interp_result"] = (job, result)
         except (models.ModelError, datasets.CorpusError) as e:
             st.error(str(e))
     done = st.session_state.get("mdl_interp_result")

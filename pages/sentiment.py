@@ -202,8 +202,12 @@ def batch(model_row: dict) -> None:
     job = (model_row["id"], models.stamp(model_row["id"]), up.file_id, col)
     if st.button(f"Score {len(head):,} rows", key="sent_csv_go", type="primary"):
         try:
-            with st.spinner(f"Scoring {len(head):,} reviews..."):
-                st.session_state["sent_csv_result"] = (job, inference.score_csv(model_row["id"], data, col))
+            bar, progress = ui.progress_bar("Scoring reviews")
+            try:
+                result = inference.score_csv(model_row["id"], data, col, progress)
+            finally:
+                bar.empty()
+            st.session_state["sent_csv_result"] = (job, result)
         except models.ModelError as e:
             st.error(str(e))
             return

@@ -54,6 +54,19 @@ def test_a_verdict_does_not_depend_on_the_other_reviews_in_its_batch(ids):
         assert list(b["probs"].values()) == pytest.approx(list(single.values()), abs=1e-6), len(t)
 
 
+def test_batch_prediction_in_steps_reports_progress_and_gives_the_same_verdicts(ids, monkeypatch):
+    words = "a warm funny film with a dull middle and a great end".split()
+    texts = [" ".join(words[(i + k) % len(words)] for k in range(3 + 7 * i % 40)) for i in range(23)] + ["", "ok"]
+    whole = inference.predict_batch(ids["clas"], texts)
+    monkeypatch.setattr(inference, "PROGRESS_STEP", 5)
+    calls = []
+    stepped = inference.predict_batch(ids["clas"], texts, progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(5, 24), (10, 24), (15, 24), (20, 24), (24, 24)]  # the blank text is not scored
+    for w, s in zip(whole, stepped):
+        assert w["label"] == s["label"]
+        assert list(w["probs"].values()) == pytest.approx(list(s["probs"].values()), abs=1e-6)
+
+
 def test_empty_text_is_refused_with_a_message(ids):
     for t in ("", "   \n\t "):
         with pytest.raises(inference.InferenceError, match="empty"):
@@ -291,7 +304,7 @@ def test_cli_predict_csv_and_its_errors(ids, capsys, tmp_path):
     assert main(["predict", "--model", "latest", "--csv", str(src), "--text-col", "review", "--out", str(out)]) == 0
     df = pd.read_csv(out, dtype=str)
     assert len(df) == 2 and df.loc[0, "review"] == "'=1+1 lovely" and set(df["prediction"]) <= {"negative", "positive"}
-    capsys.readouterr()
+    assert "Scored 2 of 2 texts" in capsys.readouterr().err  # progress on stderr; stdout keeps the summary
     assert main(["predict", "--csv", str(src), "--text-col", "text", "--out", str(out)]) == 1
     assert "no column 'text'" in capsys.readouterr().err
     assert main(["predict", "--model", ids["lm"], "--text", "x"]) == 1

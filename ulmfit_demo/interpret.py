@@ -24,8 +24,10 @@ class Interpretation:
     notes: list[str] = field(default_factory=list)
 
 
-def interpret(model, corpus: datasets.Corpus, max_docs: int = MAX_DOCS, top: int = 10, seed: int = 0) -> Interpretation:
-    "Score the validation rows of `corpus` (`datasets.classifier_frame`) with a classifier model."
+def interpret(model, corpus: datasets.Corpus, max_docs: int = MAX_DOCS, top: int = 10, seed: int = 0,
+              progress=None) -> Interpretation:
+    """Score the validation rows of `corpus` (`datasets.classifier_frame`) with a classifier model. `progress(done,
+    total)` as in `inference.predict_batch`."""
     r = inference.runner(model)
     inference._need(r, "classifier")
     df = datasets.classifier_frame(corpus)
@@ -43,7 +45,7 @@ def interpret(model, corpus: datasets.Corpus, max_docs: int = MAX_DOCS, top: int
     if len(valid) > max_docs:
         valid = valid.sample(n=max_docs, random_state=seed)
         notes.append(f"A seeded sample of {max_docs:,} of the {n_valid:,} validation reviews was scored.")
-    preds = inference.predict_batch(r, valid["text"].tolist())
+    preds = inference.predict_batch(r, valid["text"].tolist(), progress)
     out = valid[["text", "label"]].rename(columns={"label": "actual"}).reset_index(drop=True)
     out["predicted"] = [p["label"] for p in preds]
     out["confidence"] = [p["probs"].get(p["label"], math.nan) if p["label"] else math.nan for p in preds]

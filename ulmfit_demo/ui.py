@@ -73,6 +73,16 @@ def tokens_html(tokens, titles=None) -> str:
     return '<div class="tokrow">' + "".join(chips) + "</div>"
 
 
+def progress_bar(what: str):
+    "A progress bar and a `progress(done, total)` callback that moves it (as `inference.predict_batch` calls it)."
+    bar = st.progress(0.0, text=f"{what}...")
+
+    def update(done: int, total: int) -> None:
+        bar.progress(done / max(total, 1), text=f"{what}: {done:,} of {total:,}")
+
+    return bar, update
+
+
 def tokens_html_cut(tokens, head: int, tail: int = 12) -> str:
     "The first `head` and the last `tail` tokens, with how many were left out between them."
     if len(tokens) <= head + tail:

@@ -22,6 +22,33 @@ def fail(msg: str, code: int = 1) -> int:
     return code
 
 
+class Bar:
+    """A text progress bar on stderr, so stdout stays the result alone. On a terminal it redraws one line; in a log
+    (no terminal) it writes a line per 10% instead of thousands of carriage returns."""
+    def __init__(self):
+        self.last = ""
+        self.tty = sys.stderr.isatty()
+        self.logged = -1
+
+    def __call__(self, msg, frac):
+        if not self.tty:
+            step = -1 if frac is None else int(frac * 10)
+            if step > self.logged:
+                self.logged = step
+                sys.stderr.write(f"{msg} ({frac:.0%})\n" if frac is not None else f"{msg}\n")
+            return
+        bar = "" if frac is None else f"[{'#' * int(frac * 30):<30}] {frac:4.0%} "
+        line = f"\r{bar}{msg}"[:120]
+        if line != self.last:
+            sys.stderr.write(line.ljust(len(self.last)))
+            sys.stderr.flush()
+            self.last = line
+
+    def close(self):
+        if self.tty and self.last:
+            sys.stderr.write("\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     return args.func(args) or 0

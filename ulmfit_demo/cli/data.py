@@ -3,7 +3,7 @@ import json
 import sys
 
 from ulmfit_demo import datasets
-from ulmfit_demo.cli import fail
+from ulmfit_demo.cli import Bar, fail
 
 
 def register(sub):
@@ -30,35 +30,8 @@ def cmd_list(args):
             print(f"{r['name']:<18} {'on disk' if r['available'] else 'not fetched':<12} {r['title']}")
 
 
-class _Bar:
-    """A text progress bar on stderr, so stdout stays the path alone. On a terminal it redraws one line; in a log
-    (no terminal) it writes a line per 10% instead of thousands of carriage returns."""
-    def __init__(self):
-        self.last = ""
-        self.tty = sys.stderr.isatty()
-        self.logged = -1
-
-    def __call__(self, msg, frac):
-        if not self.tty:
-            step = -1 if frac is None else int(frac * 10)
-            if step > self.logged:
-                self.logged = step
-                sys.stderr.write(f"{msg} ({frac:.0%})\n" if frac is not None else f"{msg}\n")
-            return
-        bar = "" if frac is None else f"[{'#' * int(frac * 30):<30}] {frac:4.0%} "
-        line = f"\r{bar}{msg}"[:120]
-        if line != self.last:
-            sys.stderr.write(line.ljust(len(self.last)))
-            sys.stderr.flush()
-            self.last = line
-
-    def close(self):
-        if self.tty and self.last:
-            sys.stderr.write("\n")
-
-
 def cmd_get(args):
-    bar = _Bar()
+    bar = Bar()
     try:
         path = datasets.fetch(args.name, bar)
     except datasets.CorpusError as e:
@@ -69,7 +42,7 @@ def cmd_get(args):
 
 
 def cmd_info(args):
-    bar = _Bar()
+    bar = Bar()
     try:
         corpus = datasets.load(args.name, bar)
     except datasets.CorpusError as e:

@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 from ulmfit_demo import models
-from ulmfit_demo.cli import fail
+from ulmfit_demo.cli import Bar, fail
 
 
 def register(sub):
@@ -128,7 +128,12 @@ def cmd_predict(args):
         src = Path(args.csv)
         if not src.is_file():
             return fail(f"No such file: {src}.")
-        out = inference.score_csv(mid, src.read_bytes(), args.text_col)
+        bar = Bar()
+        try:
+            out = inference.score_csv(mid, src.read_bytes(), args.text_col,
+                                      lambda done, total: bar(f"Scored {done:,} of {total:,} texts", done / total))
+        finally:
+            bar.close()
     except models.ModelError as e:
         return fail(str(e))
     from ulmfit_demo import config

@@ -118,7 +118,8 @@ def tokenized(name: str, fp: str):
     return tokcache.tokenized(ui.current_corpus(name).df, max_docs=STATS_SAMPLE)
 
 
-tok = tokenized(choice, datasets.fingerprint(corpus.df))
+fp = datasets.fingerprint(corpus.df)  # hashes every text: once per run of the page
+tok = tokenized(choice, fp)
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
@@ -142,7 +143,7 @@ if corpus.labels:
     c1, c2 = st.columns(2)
     cbs = c1.slider("Reviews per batch (bs)", 2, 8, 4, key="data_clas_bs")
     show = c2.slider("Tokens shown per review", 20, 200, 60, key="data_clas_show")
-    num = clas_vocab(choice, datasets.fingerprint(corpus.df), tok)
+    num = clas_vocab(choice, fp, tok)
     rows_b = batches.classifier_batch(tok, bs=cbs, seq_len=seq_len, seed=0, num=num)
     for r in rows_b:
         st.markdown(f"**{r['label']}** · {len(r['tokens'])} tokens" + (f", {r['n_pad']} of them padding" if r["n_pad"] else ""))

@@ -341,9 +341,8 @@ def predict_batch(model, texts: list[str], progress: Callable[[int, int], None] 
             probs.extend(_class_probs(r, seqs))
         if progress:
             progress(min(k + step, len(kept)), len(kept))
-    if kept:
-        for j, i in enumerate(todo):
-            results[i] = _verdict(r, probs[j])
+    for j, i in enumerate(todo):
+        results[i] = _verdict(r, probs[j])
     return results  # type: ignore[return-value]
 
 

@@ -88,7 +88,9 @@ def _train(home: Path) -> dict:
     flip = text_classifier_learner(dls_f, AWD_LSTM, config=dict(CLAS_CFG), seq_len=16, pretrained=False,
                                    metrics=accuracy, drop_mult=0.1)
     with flip.no_bar(), flip.no_logging():
-        flip.fit(8, 3e-2)
+        # One cycle, not a constant rate: with fit(8, 3e-2) the `awful` case sometimes ended at p 0.56-0.61 and, about
+        # one test process in ten, on the wrong side; one cycle gave p >= 0.81 on all three cases over 12 seeds.
+        flip.fit_one_cycle(8, 3e-2)
         val = flip.validate()
     ids["flip"] = models.save_learner(flip, kind="classifier", name="flip-word classifier", corpus="synthetic",
                                       arch=dict(CLAS_CFG, drop_mult=0.1, seq_len=16), tokenizer={"kind": "word"},

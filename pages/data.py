@@ -1,7 +1,8 @@
 """Data: pick or get a corpus, upload your own, and see exactly what fastai will feed the model."""
 import streamlit as st
 
-from ulmfit_demo import batches, datasets, plots, tokcache, ui
+from ulmfit_demo import batches, datasets, plots, tokcache
+from ulmfit_demo.ui import common as ui
 
 ui.setup_page("Data", ":material/dataset:")
 st.caption("Choose the text the model learns from, then look at it the way the model will: as tokens, "

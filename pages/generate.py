@@ -4,8 +4,9 @@ import html
 
 import streamlit as st
 
-from ulmfit_demo import inference, models, ui
-from ulmfit_demo import model_widgets as mw
+from ulmfit_demo import inference, models
+from ulmfit_demo.ui import common as ui
+from ulmfit_demo.ui import model_widgets as mw
 
 ui.setup_page("Generate", ":material/edit_note:")
 st.caption("A language model only ever predicts the next word. Writing a review is that, repeated: predict, draw a "

@@ -1,7 +1,8 @@
 """Home: what ULMFiT is, in three steps, and what this machine has ready right now."""
 import streamlit as st
 
-from ulmfit_demo import config, datasets, models, pretrained, system, ui
+from ulmfit_demo import config, datasets, models, pretrained, system
+from ulmfit_demo.ui import common as ui
 
 ui.setup_page("ULMFiT Studio", ":material/school:")
 st.markdown("**Teach a computer to judge movie reviews, by first teaching it to read.** ULMFiT (Howard & Ruder, "

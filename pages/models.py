@@ -7,8 +7,9 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from ulmfit_demo import datasets, interpret, models, ui
-from ulmfit_demo import model_widgets as mw
+from ulmfit_demo import datasets, interpret, models
+from ulmfit_demo.ui import common as ui
+from ulmfit_demo.ui import model_widgets as mw
 
 ui.setup_page("Models", ":material/inventory_2:")
 st.caption("Each finished training run leaves a model here: its weights (safetensors, no code inside) and a "

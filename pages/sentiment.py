@@ -4,8 +4,9 @@ import html
 
 import streamlit as st
 
-from ulmfit_demo import datasets, inference, models, ui
-from ulmfit_demo import model_widgets as mw
+from ulmfit_demo import datasets, inference, models
+from ulmfit_demo.ui import common as ui
+from ulmfit_demo.ui import model_widgets as mw
 
 # Short reviews written for this page: clear cases, a mixed one, and one with negation.
 EXAMPLES = {

@@ -3,7 +3,8 @@ import html
 
 import streamlit as st
 
-from ulmfit_demo import datasets, tokcache, ui
+from ulmfit_demo import datasets, tokcache
+from ulmfit_demo.ui import common as ui
 from ulmfit_demo import tokenizers as tk
 
 MAX_CHIPS = 1500  # tokens drawn per row of chips; the counts above them always cover all tokens

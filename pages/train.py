@@ -7,7 +7,8 @@ import html
 
 import streamlit as st
 
-from ulmfit_demo import datasets, presets, pretrained, ui
+from ulmfit_demo import datasets, presets, pretrained
+from ulmfit_demo.ui import common as ui
 from ulmfit_demo.presets import ConfigError
 from ulmfit_demo.runs import launcher, store, views
 

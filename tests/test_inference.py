@@ -95,7 +95,7 @@ def test_html_in_input_is_just_text(ids):
     attr = inference.attributions(ids["clas"], text)
     shown = " ".join(w["text"] for w in attr["words"])
     assert "script" in shown and "<" in shown  # kept as characters: the page escapes them (see page tests)
-    from ulmfit_demo import model_widgets as mw
+    from ulmfit_demo.ui import model_widgets as mw
     html_out = mw.attribution_html(attr, ["negative", "positive"])
     assert "<script" not in html_out and "<b " not in html_out and "&lt;" in html_out
 

@@ -61,7 +61,7 @@ def test_each_section_renders(at):
 
 def ui_note(tok):
     import html
-    from ulmfit_demo.ui import SPECIAL_TOKENS
+    from ulmfit_demo.ui.common import SPECIAL_TOKENS
     return html.escape(SPECIAL_TOKENS[tok])
 
 

@@ -1,5 +1,5 @@
-"""Streamlit helpers shared by pages: the corpus picker, token chips, page set-up. Only pages import this module;
-the worker and the CLI never do (they must not import streamlit)."""
+"""Streamlit helpers every page shares: page set-up, token chips, the corpus picker and cached corpus loading. Only
+pages import this module; the worker and the CLI never do (they must not import streamlit)."""
 import html
 
 import streamlit as st

@@ -32,9 +32,10 @@ def build_model(size: str) -> str:
     "An untrained classifier on the IMDb-sample vocab, saved through `models.save_learner` like a training run."
     from fastai.text.all import AWD_LSTM, TextDataLoaders, awd_lstm_clas_config, text_classifier_learner
 
-    from ulmfit_demo import datasets, models
+    from ulmfit_demo import models
+    from ulmfit_demo.data import corpora
 
-    df = datasets.classifier_frame(datasets.load("imdb_sample"))
+    df = corpora.classifier_frame(corpora.load("imdb_sample"))
     dls = TextDataLoaders.from_df(df, text_col="text", label_col="label", valid_col="is_valid", bs=32, seq_len=72)
     cfg = dict(awd_lstm_clas_config, **SIZES[size])
     learn = text_classifier_learner(dls, AWD_LSTM, config=cfg, pretrained=False, drop_mult=0.5)
@@ -60,10 +61,11 @@ def main() -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    from ulmfit_demo import datasets, inference, models
+    from ulmfit_demo import inference, models
+    from ulmfit_demo.data import corpora
 
     mid = args.model or build_model(args.size)
-    texts = datasets.load("imdb_sample").df["text"].tolist()[: args.n]
+    texts = corpora.load("imdb_sample").df["text"].tolist()[: args.n]
     import pandas as pd
 
     csv = Path(tempfile.mkdtemp()) / "reviews.csv"

@@ -45,7 +45,8 @@ def main():
     from fastai.text.all import (AWD_LSTM, ColReader, DataBlock, Perplexity, RandomSplitter, TextBlock, accuracy,
                                  language_model_learner, set_seed)
 
-    from ulmfit_demo import datasets, presets, system, training
+    from ulmfit_demo import presets, system, training
+    from ulmfit_demo.data import corpora
     from ulmfit_demo.runs import store, worker
 
     if args.threads:
@@ -53,7 +54,7 @@ def main():
     cfg = presets.preset(args.preset).with_(max_docs=args.max_docs, pretrained="none", lm_frozen_epochs=0,
                                             lm_epochs=args.epochs, lm_lr=args.lr, cpu_threads=args.threads)
     dev, prec = training.resolve_device(cfg)
-    corpus = datasets.load(args.dataset)
+    corpus = corpora.load(args.dataset)
     docs = presets.sample_docs(corpus.df, cfg.max_docs, cfg.seed)
     docs = docs[docs["text"].str.strip() != ""].reset_index(drop=True)
     print(f"{len(docs)} texts of {args.dataset}; AWD-LSTM emb {cfg.emb_sz} hid {cfg.n_hid} x{cfg.n_layers}; bs "

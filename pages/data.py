@@ -1,7 +1,8 @@
 """Data: pick or get a corpus, upload your own, and see exactly what fastai will feed the model."""
 import streamlit as st
 
-from ulmfit_demo import batches, datasets, plots, tokcache
+from ulmfit_demo import plots
+from ulmfit_demo.data import batches, corpora, tokcache, uploads
 from ulmfit_demo.ui import common as ui
 
 ui.setup_page("Data", ":material/dataset:")
@@ -11,7 +12,7 @@ st.caption("Choose the text the model learns from, then look at it the way the m
 STATS_SAMPLE = 2000  # documents tokenized for lengths and previews; counts always cover the whole corpus
 
 # ------------------------------------------------------------------------------------------------ choose / get
-rows = datasets.list_corpora()
+rows = corpora.list_corpora()
 by_name = {r["name"]: r for r in rows}
 if st.session_state.get("corpus") not in by_name or not by_name[st.session_state["corpus"]]["available"]:
     st.session_state["corpus"] = "demo"
@@ -36,8 +37,8 @@ with right:
             st.button("Cancel", key="data_cancel")
             bar = st.progress(0.0, text="Starting...")
             try:
-                datasets.fetch(choice, lambda msg, frac: bar.progress(frac if frac is not None else 0.0, text=msg))
-            except datasets.CorpusError as e:
+                corpora.fetch(choice, lambda msg, frac: bar.progress(frac if frac is not None else 0.0, text=msg))
+            except corpora.CorpusError as e:
                 bar.empty()
                 st.error(str(e))
             else:
@@ -57,8 +58,8 @@ with st.expander("Upload your own corpus"):
         up = st.file_uploader("CSV file", type=["csv"], key="data_csv_file")
         if up is not None:
             try:
-                head = datasets.read_csv_upload(up.getvalue())
-            except datasets.CorpusError as e:
+                head = uploads.read_csv_upload(up.getvalue())
+            except corpora.CorpusError as e:
                 st.error(str(e))
             else:
                 cols = list(head.columns)
@@ -74,10 +75,10 @@ with st.expander("Upload your own corpus"):
                 replace = st.checkbox("Replace a corpus with the same name", key="data_csv_replace")
                 if st.button("Import CSV", key="data_csv_import", disabled=not name):
                     try:
-                        c = datasets.import_csv(name, up.getvalue(), text_col,
+                        c = uploads.import_csv(name, up.getvalue(), text_col,
                                                 None if label_col == none else label_col,
                                                 None if valid_col == none else valid_col, overwrite=replace)
-                    except datasets.CorpusError as e:
+                    except corpora.CorpusError as e:
                         st.error(str(e))
                     else:
                         st.success(f"Imported {len(c.df):,} texts as '{name}'.")
@@ -92,8 +93,8 @@ with st.expander("Upload your own corpus"):
         zreplace = st.checkbox("Replace a corpus with the same name", key="data_zip_replace")
         if st.button("Import zip", key="data_zip_import", disabled=zup is None or not zname):
             try:
-                c = datasets.import_folder_zip(zname, zup.getvalue(), overwrite=zreplace)
-            except datasets.CorpusError as e:
+                c = uploads.import_folder_zip(zname, zup.getvalue(), overwrite=zreplace)
+            except corpora.CorpusError as e:
                 st.error(str(e))
             else:
                 st.success(f"Imported {len(c.df):,} texts as '{zname}'.")
@@ -111,7 +112,7 @@ m1, m2, m3 = st.columns(3)
 m1.metric("Documents", f"{n:,}")
 m2.metric("Labels", ", ".join(corpus.labels) if corpus.labels else "none")
 m3.metric("Splits", ", ".join(corpus.df["split"].unique()))
-st.dataframe(datasets.counts_table(corpus), width="content")
+st.dataframe(corpora.counts_table(corpus), width="content")
 
 
 @st.cache_data(show_spinner="Tokenizing with fastai (cached after the first time)...", max_entries=8)
@@ -119,7 +120,7 @@ def tokenized(name: str, fp: str):
     return tokcache.tokenized(ui.current_corpus(name).df, max_docs=STATS_SAMPLE)
 
 
-fp = datasets.fingerprint(corpus.df)  # hashes every text: once per run of the page
+fp = corpora.fingerprint(corpus.df)  # hashes every text: once per run of the page
 tok = tokenized(choice, fp)
 
 

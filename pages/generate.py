@@ -5,6 +5,7 @@ import html
 import streamlit as st
 
 from ulmfit_demo import inference, models
+from ulmfit_demo.text import decode
 from ulmfit_demo.ui import common as ui
 from ulmfit_demo.ui import model_widgets as mw
 
@@ -70,7 +71,7 @@ st.subheader("What it wrote")
 
 def joined(prompt: str, tokens: list[str]) -> tuple[str, str]:
     "The prompt as typed and the words drawn after it, spaced as a person would write them."
-    rest = inference.detokenize(tokens)
+    rest = decode.detokenize(tokens)
     lead = "" if not prompt.strip() or not rest or rest[0] in ".,!?;:')" else " "
     return prompt.strip(), lead + rest
 
@@ -93,7 +94,7 @@ if st.session_state.get("gen_step", 1) > n:
 step = st.slider("Step", 1, n, key="gen_step", help="Which generated word to explain.")
 info = sample["steps"][step - 1]
 before = "".join(joined(prompt, sample["tokens"][:step - 1]))
-word = inference.detokenize(sample["tokens"][step - 1:step]) or sample["tokens"][step - 1]
+word = decode.detokenize(sample["tokens"][step - 1:step]) or sample["tokens"][step - 1]
 a, b = st.columns([2, 3])
 with a:
     st.markdown(f'<div style="font-size:1.05rem">{html.escape(before[-400:])} '

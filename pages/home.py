@@ -1,7 +1,8 @@
 """Home: what ULMFiT is, in three steps, and what this machine has ready right now."""
 import streamlit as st
 
-from ulmfit_demo import config, datasets, models, pretrained, system
+from ulmfit_demo import config, models, pretrained, system
+from ulmfit_demo.data import corpora
 from ulmfit_demo.ui import common as ui
 
 ui.setup_page("ULMFiT Studio", ":material/school:")
@@ -25,9 +26,9 @@ boxes = "".join(
 st.markdown(f'<div style="display:flex;gap:10px;margin:8px 0 18px 0">{boxes}</div>', unsafe_allow_html=True)
 
 st.subheader("On this machine now")
-corpora = datasets.list_corpora()
-have = [c["title"] for c in corpora if c["available"]]
-missing = [c["title"] for c in corpora if not c["available"]]
+known = corpora.list_corpora()
+have = [c["title"] for c in known if c["available"]]
+missing = [c["title"] for c in known if not c["available"]]
 dev = system.device_info()
 c1, c2, c3, c4 = st.columns(4)
 c1.metric("Corpora ready", len(have), help="\n".join(have))

@@ -7,7 +7,8 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from ulmfit_demo import datasets, interpret, models
+from ulmfit_demo import interpret, models
+from ulmfit_demo.data import corpora
 from ulmfit_demo.ui import common as ui
 from ulmfit_demo.ui import model_widgets as mw
 
@@ -130,7 +131,7 @@ if clas:
         st.session_state["mdl_interp_model"] = clas[0]["id"]
     a, b = st.columns(2)
     cid = a.selectbox("Classifier", list(cby), key="mdl_interp_model", format_func=lambda i: mw.model_title(cby[i]))
-    avail = [c["name"] for c in datasets.list_corpora() if c["available"] and c["labelled"]]
+    avail = [c["name"] for c in corpora.list_corpora() if c["available"] and c["labelled"]]
     if st.session_state.get("mdl_interp_corpus") not in avail:
         trained_on = cby[cid].get("corpus")
         st.session_state["mdl_interp_corpus"] = trained_on if trained_on in avail else avail[0]
@@ -145,7 +146,7 @@ if clas:
             finally:
                 bar.empty()
             st.session_state["mdl_interp_result"] = (job, result)
-        except (models.ModelError, datasets.CorpusError) as e:
+        except (models.ModelError, corpora.CorpusError) as e:
             st.error(str(e))
     done = st.session_state.get("mdl_interp_result")
     if done and done[0] == job:

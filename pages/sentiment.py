@@ -4,7 +4,9 @@ import html
 
 import streamlit as st
 
-from ulmfit_demo import datasets, inference, models
+from ulmfit_demo import inference, models
+from ulmfit_demo.data import corpora, uploads
+from ulmfit_demo.text import decode
 from ulmfit_demo.ui import common as ui
 from ulmfit_demo.ui import model_widgets as mw
 
@@ -132,7 +134,7 @@ def what_if(model_row: dict, attr: dict, labels: list[str]) -> None:
                     format_func=lambda k: f"{words[k]}  (word {k + 1})")
     new = b.text_input("...into (leave empty to remove it)", key="sent_whatif_new")
     edited = words[:i] + ([new.strip()] if new.strip() else []) + words[i + 1:]
-    text = inference.join_words(edited)
+    text = decode.join_words(edited)
     if not text.strip():
         st.info("Nothing is left of the review once that word is removed.")
         return
@@ -186,8 +188,8 @@ def batch(model_row: dict) -> None:
         return
     data = up.getvalue()
     try:
-        head = datasets.read_csv_upload(data)
-    except datasets.CorpusError as e:
+        head = uploads.read_csv_upload(data)
+    except corpora.CorpusError as e:
         st.error(str(e))
         return
     cols = list(head.columns)

@@ -7,7 +7,8 @@ import html
 
 import streamlit as st
 
-from ulmfit_demo import datasets, presets, pretrained
+from ulmfit_demo import presets, pretrained
+from ulmfit_demo.data import corpora
 from ulmfit_demo.ui import common as ui
 from ulmfit_demo.presets import ConfigError
 from ulmfit_demo.runs import launcher, store, views
@@ -133,9 +134,9 @@ with st.expander("Start a new run", expanded=not runs or st.session_state.get("t
         kind = st.radio("What to train", list(presets.KINDS), key="train_kind",
                         format_func=lambda k: presets.KINDS[k])
     with c2:
-        corpora = [r for r in datasets.list_corpora() if r["available"]]
-        names = [r["name"] for r in corpora]
-        titles = {r["name"]: r["title"] for r in corpora}
+        choices = [r for r in corpora.list_corpora() if r["available"]]
+        names = [r["name"] for r in choices]
+        titles = {r["name"]: r["title"] for r in choices}
         if st.session_state.get("train_corpus") not in names:
             st.session_state["train_corpus"] = st.session_state.get("corpus") if st.session_state.get("corpus") in names else "demo"
         corpus_name = st.selectbox("Corpus", names, key="train_corpus", format_func=lambda n: titles.get(n, n),
@@ -170,7 +171,7 @@ with st.expander("Start a new run", expanded=not runs or st.session_state.get("t
     if st.button("Start", type="primary", key="train_start", disabled=cfg is None, icon=":material/play_arrow:"):
         try:
             run_id = launcher.submit(kind, cfg, corpus_name, preset=preset_name, corpus=ui.current_corpus(corpus_name))
-        except (ConfigError, datasets.CorpusError) as e:
+        except (ConfigError, corpora.CorpusError) as e:
             st.error(str(e))
         else:
             st.session_state["train_run"] = run_id

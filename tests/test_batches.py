@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ulmfit_demo import batches, datasets, tokcache
+from ulmfit_demo.data import batches, corpora as datasets, tokcache
 
 SEED = Path(__file__).resolve().parents[2] / "shared" / "seeds" / "003_44885bef2d63d649.txt"
 

@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 from support import mirror_archive
 
-from ulmfit_demo import config, datasets, tokcache
-from ulmfit_demo.datasets import CorpusError
+from ulmfit_demo import config
+from ulmfit_demo.data import corpora as datasets, tokcache, uploads
+from ulmfit_demo.data.corpora import CorpusError
 
 
 def test_demo_corpus_is_there_offline_and_balanced():
@@ -62,7 +63,7 @@ def test_bad_corpus_names_refused(bad):
     with pytest.raises(CorpusError, match="not a valid corpus name"):
         datasets.fetch(bad)
     with pytest.raises(CorpusError, match="not a valid corpus name"):
-        datasets.import_csv(bad, b"text\nhello\n", "text")
+        uploads.import_csv(bad, b"text\nhello\n", "text")
     assert list(datasets.uploads_dir().iterdir()) == []
 
 
@@ -87,7 +88,7 @@ CSV = b"review,sentiment,valid\nGreat film!,pos,0\nAwful film.,neg,1\nLoved it,p
 
 
 def test_csv_upload_with_mapped_columns():
-    c = datasets.import_csv("mine", CSV, "review", "sentiment", "valid")
+    c = uploads.import_csv("mine", CSV, "review", "sentiment", "valid")
     assert datasets.info(c) == {"name": "mine", "n_docs": 4, "by_split": {"train": 3, "valid": 1},
                                 "by_label": {"neg": 2, "pos": 2}}
     again = datasets.load("mine")
@@ -98,7 +99,7 @@ def test_csv_upload_with_mapped_columns():
 
 def test_csv_without_mapped_columns_names_the_columns_found():
     with pytest.raises(CorpusError) as e:
-        datasets.import_csv("mine", CSV, "text", "label")
+        uploads.import_csv("mine", CSV, "text", "label")
     assert "'text'" in str(e.value) and "'label'" in str(e.value)
     assert "'review', 'sentiment', 'valid'" in str(e.value)
     assert not (datasets.uploads_dir() / "mine").exists()
@@ -107,31 +108,31 @@ def test_csv_without_mapped_columns_names_the_columns_found():
 @pytest.mark.parametrize("data,msg", [(b"", "empty"), (b"   \n", "empty"), (b"text,label\n", "no rows")])
 def test_empty_csv(data, msg):
     with pytest.raises(CorpusError, match=msg):
-        datasets.import_csv("mine", data, "text", "label")
+        uploads.import_csv("mine", data, "text", "label")
 
 
 def test_single_label_csv_is_lm_only():
-    c = datasets.import_csv("onelabel", b"text,label\nnice,pos\nsweet,pos\ngood,pos\n", "text", "label")
+    c = uploads.import_csv("onelabel", b"text,label\nnice,pos\nsweet,pos\ngood,pos\n", "text", "label")
     assert any("only one label" in p for p in c.problems)
     with pytest.raises(CorpusError, match="only one label.*still fine-tune a language model"):
         datasets.classifier_frame(c)
 
 
 def test_unlabelled_csv_is_lm_only():
-    c = datasets.import_csv("nolabel", b"text\none\ntwo\n", "text")
+    c = uploads.import_csv("nolabel", b"text\none\ntwo\n", "text")
     assert set(c.df["label"]) == {""}
     with pytest.raises(CorpusError, match="no labels"):
         datasets.classifier_frame(c)
 
 
 def test_existing_corpus_is_never_lost():
-    datasets.import_csv("keep", CSV, "review", "sentiment")
+    uploads.import_csv("keep", CSV, "review", "sentiment")
     with pytest.raises(CorpusError, match="already exists"):
-        datasets.import_csv("keep", b"text\nother\n", "text")
+        uploads.import_csv("keep", b"text\nother\n", "text")
     with pytest.raises(CorpusError):
-        datasets.import_csv("keep", b"text,label\n", "text", "label", overwrite=True)  # bad input, even with replace
+        uploads.import_csv("keep", b"text,label\n", "text", "label", overwrite=True)  # bad input, even with replace
     assert len(datasets.load("keep").df) == 4
-    datasets.import_csv("keep", b"text\nother\n", "text", overwrite=True)
+    uploads.import_csv("keep", b"text\nother\n", "text", overwrite=True)
     assert datasets.load("keep").df["text"].tolist() == ["other"]
 
 
@@ -139,7 +140,7 @@ def test_two_mb_review_is_handled():
     "One huge review: stored whole, tokenized (capped at MAX_CHARS for spaCy) without error."
     big = ("This film is long. " * 110_000)[:2_000_000]
     data = pd.DataFrame({"text": [big, "Short and sweet.", "Dull."], "label": ["pos", "pos", "neg"]}).to_csv(index=False)
-    c = datasets.import_csv("big", data.encode(), "text", "label")
+    c = uploads.import_csv("big", data.encode(), "text", "label")
     assert len(c.df["text"][0]) == 2_000_000
     tok = tokcache.tokenized(c.df)
     assert tok["n_tokens"][0] > 10_000 and tok["tokens"][0][0] == "xxbos"
@@ -159,7 +160,7 @@ def test_zip_of_class_folders():
     data = zip_bytes({"reviews/train/pos/1.txt": b"great", "reviews/train/neg/2.txt": b"bad",
                       "reviews/valid/pos/3.txt": b"fine", "reviews/valid/neg/4.txt": b"poor",
                       "reviews/train/pos/notes.md": b"not a review"})
-    c = datasets.import_folder_zip("folders", data)
+    c = uploads.import_folder_zip("folders", data)
     assert datasets.info(c)["by_split"] == {"train": 2, "valid": 2}
     assert sorted(c.labels) == ["neg", "pos"]
     assert any("not .txt" in p for p in c.problems)
@@ -168,7 +169,7 @@ def test_zip_of_class_folders():
 def test_non_utf8_file_reported_rest_kept():
     data = zip_bytes({"pos/good.txt": "Très bien".encode(), "neg/bad.txt": "caf\xe9 awful".encode("latin-1"),
                       "neg/ok.txt": b"boring"})
-    c = datasets.import_folder_zip("enc", data)
+    c = uploads.import_folder_zip("enc", data)
     assert len(c.df) == 3
     assert any("1 files not UTF-8" in p and "bad.txt" in p for p in c.problems)
     assert "café awful" in c.df["text"].tolist() and "Très bien" in c.df["text"].tolist()
@@ -179,7 +180,7 @@ def test_non_utf8_file_reported_rest_kept():
 def test_zip_with_escaping_path_refused(tmp_path, evil):
     before = sorted(p.name for p in datasets.uploads_dir().iterdir())
     with pytest.raises(CorpusError, match="refused, nothing was stored"):
-        datasets.import_folder_zip("evil", zip_bytes({"pos/1.txt": b"ok", evil: b"pwned"}))
+        uploads.import_folder_zip("evil", zip_bytes({"pos/1.txt": b"ok", evil: b"pwned"}))
     assert sorted(p.name for p in datasets.uploads_dir().iterdir()) == before
     assert not (config.home() / "evil.txt").exists() and not (datasets.uploads_dir() / "evil.txt").exists()
 
@@ -189,15 +190,15 @@ def test_zip_bomb_upload_refused():
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
         z.writestr("pos/bomb.txt", b"a" * (40 * 1024**2))
     with pytest.raises(CorpusError, match="compression ratio"):
-        datasets.import_folder_zip("bomb", buf.getvalue())
+        uploads.import_folder_zip("bomb", buf.getvalue())
     assert not (datasets.uploads_dir() / "bomb").exists()
 
 
 def test_not_a_zip_and_no_class_folders():
     with pytest.raises(CorpusError, match="not a zip"):
-        datasets.import_folder_zip("x", b"plain text")
+        uploads.import_folder_zip("x", b"plain text")
     with pytest.raises(CorpusError, match="No .txt files"):
-        datasets.import_folder_zip("x", zip_bytes({"readme.md": b"hi"}))
+        uploads.import_folder_zip("x", zip_bytes({"readme.md": b"hi"}))
 
 
 # ------------------------------------------------------------------------------------------------ caching

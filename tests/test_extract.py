@@ -5,7 +5,7 @@ import zipfile
 
 import pytest
 
-from ulmfit_demo.extract import Limits, UnsafeArchive, extract
+from ulmfit_demo.data.extract import Limits, UnsafeArchive, extract
 
 
 def make_zip(path, members: dict[str, bytes]):

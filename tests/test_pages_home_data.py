@@ -4,7 +4,8 @@ import shutil
 import pandas as pd
 from support import mirror_archive, run_page
 
-from ulmfit_demo import config, datasets
+from ulmfit_demo import config
+from ulmfit_demo.data import corpora as datasets, uploads
 
 run = run_page
 
@@ -37,7 +38,7 @@ def test_data_page_demo_counts_and_lm_picture_follow_sliders():
     cut = [m.value for m in at.markdown if "more tokens" in m.value]
     assert cut and any('class="tok pad"' in c for c in cut)
     # the xxunk note gives the vocabulary and the batch's unknown share that fastai's own objects give
-    from ulmfit_demo import batches, tokcache
+    from ulmfit_demo.data import batches, tokcache
 
     tok = tokcache.tokenized(datasets.load("demo").df, max_docs=2000)
     num = batches.numericalizer(tok[tok["label"] != ""]["tokens"].tolist())
@@ -93,7 +94,7 @@ def test_data_page_get_from_mirror(fastai_home):
 
 def test_data_page_with_a_2mb_review_and_no_labels():
     big = ("What a long review. " * 100_000)[:2_000_000]
-    datasets.import_csv("huge", pd.DataFrame({"text": [big, "tiny one", "another"]}).to_csv(index=False).encode(), "text")
+    uploads.import_csv("huge", pd.DataFrame({"text": [big, "tiny one", "another"]}).to_csv(index=False).encode(), "text")
     at = run("pages/data.py", corpus="huge")
     assert at.session_state["corpus"] == "huge"
     assert any("no labels" in i.value for i in at.info)  # no classifier batch, said plainly

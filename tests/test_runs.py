@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from ulmfit_demo import datasets, presets
+from ulmfit_demo import presets
+from ulmfit_demo.data import corpora as datasets, uploads
 from ulmfit_demo.presets import ConfigError
 from ulmfit_demo.runs import launcher, store, views
 
@@ -251,7 +252,7 @@ def test_startup_check_marks_a_dead_pid_interrupted_and_starts_the_queue():
 
 def _one_label_corpus():
     rows = "text,label\n" + "".join(f"great movie number {i} with a plot,pos\n" for i in range(30))
-    return datasets.import_csv("onelabel", rows.encode(), "text", "label")
+    return uploads.import_csv("onelabel", rows.encode(), "text", "label")
 
 
 @pytest.mark.parametrize("kind, overrides, corpus, message", [

@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ulmfit_demo import datasets, tokcache
-from ulmfit_demo import tokenizers as tk
+from ulmfit_demo.data import corpora as datasets, tokcache, uploads
+from ulmfit_demo import text as tk
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -34,7 +34,7 @@ def fastai_tok():
 
 def tiny_corpus(name: str, texts: list[str]) -> pd.DataFrame:
     df = pd.DataFrame({"text": texts, "label": ["pos", "neg"] * (len(texts) // 2) + ["pos"] * (len(texts) % 2)})
-    return datasets.import_csv(name, df.to_csv(index=False).encode(), "text", "label").df
+    return uploads.import_csv(name, df.to_csv(index=False).encode(), "text", "label").df
 
 
 # ----------------------------------------------------------------------------------------------------------- word

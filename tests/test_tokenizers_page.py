@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from ulmfit_demo import datasets
-from ulmfit_demo import tokenizers as tk
+from ulmfit_demo.data import corpora as datasets, uploads
+from ulmfit_demo import text as tk
 
 TIMEOUT = 240
 PAGE = Path(__file__).resolve().parent.parent / "pages" / "tokenizers.py"
@@ -166,7 +166,7 @@ def test_sweep_adds_subword_points(at):
 def test_three_sentence_corpus(home):
     df = pd.DataFrame({"text": ["The cat sat on the mat.", "A dog barked at the cat!", "We all went home."],
                        "label": ["pos", "neg", "pos"]})
-    datasets.import_csv("three", df.to_csv(index=False).encode(), "text", "label")
+    uploads.import_csv("three", df.to_csv(index=False).encode(), "text", "label")
     app = AppTest.from_file(str(PAGE), default_timeout=TIMEOUT)
     app.session_state["corpus"] = "three"
     app.run()

@@ -25,7 +25,7 @@ CLAS_CFG = dict(emb_sz=16, n_hid=32, n_layers=2, pad_token=1, bidir=False, outpu
 
 
 def demo_frame():
-    from ulmfit_demo import datasets
+    from ulmfit_demo.data import corpora as datasets
 
     try:
         corpus = datasets.load("demo")

@@ -8,7 +8,6 @@ stored SentencePiece model) and numericalized with the stored vocab.
 Pages import this module: fastai and torch are imported inside functions.
 """
 import math
-import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from typing import Any, Callable
 
 from ulmfit_demo import models
 from ulmfit_demo.models import ModelError
+from ulmfit_demo.text.decode import detokenize, word_units
 
 # Characters read from one text. spaCy refuses more than 1,000,000; a review longer than this says nothing more
 # to a sentiment model than its first part does (the classifier only pools over its last 1,440 tokens anyway).
@@ -34,9 +34,6 @@ TOP_K = 10
 
 ATTRIBUTION_METHOD = ("Occlusion: each word's score is how much the model's confidence in its verdict drops when "
                       "that word alone is left out (negative: leaving it out makes the model more sure).")
-
-SPECIAL_PREFIX = ("xxmaj", "xxup")
-SPECIAL_ARG = ("xxrep", "xxwrep")
 
 
 class InferenceError(ModelError):
@@ -153,72 +150,6 @@ def numericalize(r: Runner, toks: list[str]) -> list[int]:
     pad = r.idx("xxpad", 1)
     # A literal "xxpad" typed by someone must not be taken for padding: the encoder would skip it.
     return [unk if (i := r.idx(t, unk)) == pad else i for t in toks]
-
-
-def detokenize(tokens: list[str], subword: bool = False) -> str:
-    "Readable text from tokens: capitals and repeats restored, spaces before punctuation removed."
-    words = decode_specials([t for t in tokens if t not in ("xxbos", "xxpad", "xxeos")])
-    if subword:
-        return tidy("".join(words).replace("\u2581", " ").strip())
-    return tidy(" ".join(words))
-
-
-def tidy(s: str) -> str:
-    "Undo the tokenizer's spaces around punctuation and contractions: 'it 's good .' -> \"it's good.\""
-    s = re.sub(r" ([.,!?;:%)\]}]|'s|'re|'ve|'ll|'d|'m|n't)(?=\s|$|[.,!?;:])", r"\1", s)
-    # fastai lower-cases the one-letter "I" without an xxmaj marker; in English it is always a capital.
-    s = re.sub(r"(?<![\w'])i(?=\s|$|'[a-z])", "I", s)
-    return re.sub(r"([(\[{$]) ", r"\1", s)
-
-
-def _bare(t: str) -> str:
-    "A subword piece without its word-start marker (SentencePiece writes special tokens as '\u2581xxmaj')."
-    return t[1:] if t.startswith("\u2581") else t
-
-
-def _cap(t: str) -> str:
-    return "\u2581" + t[1:2].upper() + t[2:] if t.startswith("\u2581") else t[:1].upper() + t[1:]
-
-
-def decode_specials(tokens: list[str]) -> list[str]:
-    "Apply xxmaj/xxup/xxrep/xxwrep to the tokens after them (fastai's `decode_spec_tokens`, resetting its state)."
-    out, i = [], 0
-    while i < len(tokens):
-        b = _bare(tokens[i])
-        nxt = tokens[i + 1] if i + 1 < len(tokens) else None
-        if b in SPECIAL_PREFIX and nxt is not None and _bare(nxt) not in SPECIAL_PREFIX + SPECIAL_ARG:
-            out.append(nxt.upper() if b == "xxup" else _cap(nxt))
-            i += 2
-        elif b in SPECIAL_PREFIX:  # a marker with no word after it (generated text can end on one): drop it
-            i += 1
-        elif b in SPECIAL_ARG and i + 2 < len(tokens) and _bare(tokens[i + 1]).isdigit():
-            n = min(int(_bare(tokens[i + 1])), 50)
-            out.extend([tokens[i + 2] * n] if b == "xxrep" else [tokens[i + 2]] * n)
-            i += 3
-        else:
-            out.append(tokens[i])
-            i += 1
-    return out
-
-
-def word_units(tokens: list[str], subword: bool = False) -> list[list[int]]:
-    """Token positions grouped into the words a person sees: xxmaj/xxup join the word after them, xxrep/xxwrep
-    their count and target, subword pieces join until the next piece that starts a word. xxbos is left out."""
-    units: list[list[int]] = []
-    i = 0
-    while i < len(tokens):
-        b = _bare(tokens[i])
-        if b in ("xxbos", "xxpad", "xxeos"):
-            i += 1
-            continue
-        j = i + 1 if b in SPECIAL_PREFIX else i + 2 if b in SPECIAL_ARG else i
-        j = min(j, len(tokens) - 1)
-        if subword:  # pieces that do not start with the word marker continue the word
-            while j + 1 < len(tokens) and not tokens[j + 1].startswith("\u2581"):
-                j += 1
-        units.append(list(range(i, j + 1)))
-        i = j + 1
-    return units
 
 
 # ----------------------------------------------------------------------------------------------------------- classify
@@ -371,11 +302,6 @@ def attributions(model, text: str) -> dict:
             "truncated": cut}
 
 
-def join_words(words: list[str], subword: bool = False) -> str:
-    "Text from shown words (after a 'what if' edit)."
-    return ("".join(words) if subword else tidy(" ".join(w for w in words if w))).strip()
-
-
 # ----------------------------------------------------------------------------------------------------------- generate
 
 def generate(model, prompt: str, n_words: int = 40, temperature: float = 0.75, n_samples: int = 1,
@@ -461,11 +387,11 @@ def score_csv(model, data: bytes, text_col: str, progress: Callable[[int, int], 
     `p_<label>` column per label. Raises `InferenceError` when the column is missing or the file unreadable."""
     import pandas as pd
 
-    from ulmfit_demo import datasets
+    from ulmfit_demo.data import corpora, uploads
 
     try:
-        df = datasets.read_csv_upload(data)
-    except datasets.CorpusError as e:
+        df = uploads.read_csv_upload(data)
+    except corpora.CorpusError as e:
         raise InferenceError(str(e)) from None
     if text_col not in df.columns:
         raise InferenceError(f"The CSV has no column {text_col!r}. Columns found: "

@@ -5,7 +5,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from ulmfit_demo import datasets, inference
+from ulmfit_demo import inference
+from ulmfit_demo.data import corpora
 
 # Validation rows scored at most: IMDb's 25,000 would take minutes on a CPU; a seeded sample says the same.
 MAX_DOCS = 2000
@@ -24,13 +25,13 @@ class Interpretation:
     notes: list[str] = field(default_factory=list)
 
 
-def interpret(model, corpus: datasets.Corpus, max_docs: int = MAX_DOCS, top: int = 10, seed: int = 0,
+def interpret(model, corpus: corpora.Corpus, max_docs: int = MAX_DOCS, top: int = 10, seed: int = 0,
               progress=None) -> Interpretation:
-    """Score the validation rows of `corpus` (`datasets.classifier_frame`) with a classifier model. `progress(done,
+    """Score the validation rows of `corpus` (`corpora.classifier_frame`) with a classifier model. `progress(done,
     total)` as in `inference.predict_batch`."""
     r = inference.runner(model)
     inference._need(r, "classifier")
-    df = datasets.classifier_frame(corpus)
+    df = corpora.classifier_frame(corpus)
     valid = df[df["is_valid"]]
     n_valid = len(valid)
     notes = []
@@ -40,7 +41,7 @@ def interpret(model, corpus: datasets.Corpus, max_docs: int = MAX_DOCS, top: int
                      f"({', '.join(unknown)}) and were left out.")
         valid = valid[~valid["label"].isin(unknown)]
     if valid.empty:
-        raise datasets.CorpusError(f"{corpus.name!r} has no validation rows with the labels this model predicts "
+        raise corpora.CorpusError(f"{corpus.name!r} has no validation rows with the labels this model predicts "
                                    f"({', '.join(r.labels)}): pick the corpus the model was trained on.")
     if len(valid) > max_docs:
         valid = valid.sample(n=max_docs, random_state=seed)

@@ -260,7 +260,7 @@ def sample_docs(df: pd.DataFrame, max_docs: int | None, seed: int) -> pd.DataFra
 
 def check_corpus(cfg: Config, kind: str, corpus) -> list[str]:
     "Problems with this corpus for this run, found with pandas alone (before a token is produced)."
-    from ulmfit_demo import datasets
+    from ulmfit_demo.data import corpora
 
     errs = []
     df = sample_docs(corpus.df, cfg.max_docs, cfg.seed)
@@ -268,8 +268,8 @@ def check_corpus(cfg: Config, kind: str, corpus) -> list[str]:
     needs_clas = kind in ("ulmfit", "clas") or (kind == "lr_find" and cfg.lr_find_stage == "clas")
     if needs_clas:
         try:
-            clas = datasets.classifier_frame(datasets.Corpus(corpus.name, df))
-        except datasets.CorpusError as e:
+            clas = corpora.classifier_frame(corpora.Corpus(corpus.name, df))
+        except corpora.CorpusError as e:
             errs.append(str(e) + (" Choose the 'lm' kind (language model only) for this corpus." if kind == "ulmfit"
                                   else ""))
         else:

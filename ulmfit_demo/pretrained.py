@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from ulmfit_demo import config
-from ulmfit_demo.download import download
+from ulmfit_demo.data.download import download
 
 Progress = Callable[[str, float | None], None]
 NAMES = {False: "wt103-fwd", True: "wt103-bwd"}
@@ -107,7 +107,7 @@ def _download(url: str, name: str, report: Progress) -> Path:
 
 def _install(archive: Path, name: str, report: Progress) -> Path:
     "Safe extraction into a staging folder, then one rename into fastai's model cache."
-    from ulmfit_demo.extract import extract
+    from ulmfit_demo.data.extract import extract
 
     models = config.fastai_models()
     models.mkdir(parents=True, exist_ok=True)

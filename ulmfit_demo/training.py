@@ -123,12 +123,12 @@ class Tok:
 
     def tokenize(self, texts: list[str]) -> list[list[str]]:
         if self.kind == "word":
-            from ulmfit_demo.tokcache import word_tokenize
+            from ulmfit_demo.data.tokcache import word_tokenize
 
             return word_tokenize(texts)
         from fastai.text.all import SentencePieceTokenizer, tokenize_texts
 
-        from ulmfit_demo.tokcache import MAX_CHARS
+        from ulmfit_demo.data.tokcache import MAX_CHARS
 
         if self._sp is None:
             self._sp = SentencePieceTokenizer(sp_model=self.sp_model, cache_dir=self.sp_model.parent)
@@ -136,7 +136,7 @@ class Tok:
 
     def detok(self, tokens: list[str]) -> str:
         "Readable text, written back the way the Generate page writes it (capitals, repeats, punctuation restored)."
-        from ulmfit_demo.inference import detokenize
+        from ulmfit_demo.text.decode import detokenize
 
         return detokenize(tokens, subword=self.kind == "subword")
 
@@ -150,7 +150,7 @@ def train_subword(texts: list[str], vocab_sz: int, folder: Path) -> Path:
         return model
     from fastai.text.all import SentencePieceTokenizer, defaults, maps
 
-    from ulmfit_demo.tokcache import MAX_CHARS
+    from ulmfit_demo.data.tokcache import MAX_CHARS
 
     tmp = Path(folder) / ".training"
     tmp.mkdir(parents=True, exist_ok=True)
@@ -185,7 +185,7 @@ def tokenize_docs(docs: pd.DataFrame, cfg: Config, folder: Path, sp_model: Path 
     Data page; subword tokens from a SentencePiece model (`sp_model`, or one trained here on these texts)."""
     docs = docs.reset_index(drop=True)
     if cfg.tokenizer == "word":
-        from ulmfit_demo.tokcache import tokenized
+        from ulmfit_demo.data.tokcache import tokenized
 
         toks = tokenized(docs[["text", "label", "split"]], max_docs=None)
         return docs.assign(tokens=toks["tokens"].values), Tok("word")

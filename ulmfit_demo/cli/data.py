@@ -2,7 +2,7 @@
 import json
 import sys
 
-from ulmfit_demo import datasets
+from ulmfit_demo.data import corpora
 from ulmfit_demo.cli import Bar, fail
 
 
@@ -22,7 +22,7 @@ def register(sub):
 
 
 def cmd_list(args):
-    rows = datasets.list_corpora()
+    rows = corpora.list_corpora()
     if args.json:
         print(json.dumps([{k: r[k] for k in ("name", "available", "title", "labelled", "kind")} for r in rows]))
     else:
@@ -33,8 +33,8 @@ def cmd_list(args):
 def cmd_get(args):
     bar = Bar()
     try:
-        path = datasets.fetch(args.name, bar)
-    except datasets.CorpusError as e:
+        path = corpora.fetch(args.name, bar)
+    except corpora.CorpusError as e:
         bar.close()
         return fail(str(e))
     bar.close()
@@ -44,12 +44,12 @@ def cmd_get(args):
 def cmd_info(args):
     bar = Bar()
     try:
-        corpus = datasets.load(args.name, bar)
-    except datasets.CorpusError as e:
+        corpus = corpora.load(args.name, bar)
+    except corpora.CorpusError as e:
         bar.close()
         return fail(str(e))
     bar.close()
-    out = datasets.info(corpus)
+    out = corpora.info(corpus)
     if args.json:
         print(json.dumps(out))
     else:

@@ -2,7 +2,8 @@
 import json
 import sys
 
-from ulmfit_demo import datasets, tokenizers
+from ulmfit_demo import text as tk
+from ulmfit_demo.data import corpora
 from ulmfit_demo.cli import fail
 
 
@@ -18,25 +19,25 @@ def register(sub):
 
 def cmd_tokenize(args):
     text = sys.stdin.read() if args.text == "-" else args.text
-    text, note = tokenizers.prepare_input(text)
+    text, note = tk.prepare_input(text)
     if note:
         print(f"note: {note}", file=sys.stderr)
     if args.corpus and args.subword_vocab is None:
         return fail("--corpus says which text to train subword pieces on: add --subword-vocab N (e.g. 1000).")
-    out = {"word": tokenizers.word_tokens(text)}
+    out = {"word": tk.word_tokens(text)}
     if args.subword_vocab is not None:
-        lo, hi = tokenizers.SUBWORD_LIMITS
+        lo, hi = tk.SUBWORD_LIMITS
         if not lo <= args.subword_vocab <= hi:
             return fail(f"--subword-vocab {args.subword_vocab} is out of range: use {lo:,} to {hi:,}.")
         try:
-            corpus = datasets.load(args.corpus or "demo")
-            part, fp = tokenizers.corpus_sample(corpus.df)
-            model = tokenizers.train_subword(part["text"].tolist(), args.subword_vocab, fp)
-        except (datasets.CorpusError, tokenizers.SubwordError) as e:
+            corpus = corpora.load(args.corpus or "demo")
+            part, fp = tk.corpus_sample(corpus.df)
+            model = tk.train_subword(part["text"].tolist(), args.subword_vocab, fp)
+        except (corpora.CorpusError, tk.SubwordError) as e:
             return fail(str(e))
         if model.note:
             print(f"note: {model.note}", file=sys.stderr)
-        out["subword"] = tokenizers.subword_tokens(model, text)
+        out["subword"] = tk.subword_tokens(model, text)
     if args.json:
         print(json.dumps(out, ensure_ascii=False))
     else:

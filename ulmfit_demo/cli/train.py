@@ -10,7 +10,8 @@ import signal
 import sys
 import time
 
-from ulmfit_demo import datasets, presets
+from ulmfit_demo import presets
+from ulmfit_demo.data import corpora
 from ulmfit_demo.cli import fail
 from ulmfit_demo.presets import ConfigError
 
@@ -93,9 +94,9 @@ def cmd_train(args):
     if preset_name != "Custom" and args.set:
         preset_name += "*"  # a preset with edits is not that preset any more
     try:
-        corpus = datasets.load(args.dataset)
+        corpus = corpora.load(args.dataset)
         launcher.validate(args.kind, cfg, corpus)
-    except (ConfigError, datasets.CorpusError) as e:
+    except (ConfigError, corpora.CorpusError) as e:
         return fail(str(e))
     launcher.startup_check()
     run_id = store.create_run(args.kind, cfg.to_dict(), preset=preset_name, corpus=args.dataset, foreground=True,

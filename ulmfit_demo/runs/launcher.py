@@ -13,7 +13,8 @@ import sys
 import threading
 import time
 
-from ulmfit_demo import config, datasets, presets
+from ulmfit_demo import config, presets
+from ulmfit_demo.data import corpora
 from ulmfit_demo.presets import Config, ConfigError
 from ulmfit_demo.runs import store
 
@@ -50,8 +51,8 @@ def validate(kind: str, cfg: Config, corpus) -> None:
 
 def submit(kind: str, cfg: Config, corpus_name: str, preset: str = "Custom", corpus=None) -> str:
     """Validate, create the run (QUEUED) and start it if nothing else runs. Returns the run id. Raises
-    `ConfigError` / `datasets.CorpusError` with a message before anything is stored."""
-    corpus = corpus if corpus is not None else datasets.load(corpus_name)
+    `ConfigError` / `corpora.CorpusError` with a message before anything is stored."""
+    corpus = corpus if corpus is not None else corpora.load(corpus_name)
     validate(kind, cfg, corpus)
     run_id = store.create_run(kind, cfg.to_dict(), preset=preset, corpus=corpus_name)
     start_next()

@@ -13,7 +13,8 @@ import time
 import traceback
 from pathlib import Path
 
-from ulmfit_demo import config, datasets, presets
+from ulmfit_demo import config, presets
+from ulmfit_demo.data import corpora
 from ulmfit_demo.presets import Config, ConfigError
 from ulmfit_demo.runs import store
 
@@ -191,12 +192,12 @@ class Job:
             self.sink.event("precision", f"{cfg.precision} asked for, but there is no GPU: training in fp32.",
                             level="warning")
 
-        corpus = datasets.load(self.run["corpus"])
+        corpus = corpora.load(self.run["corpus"])
         for p in corpus.problems:
             self.sink.event("corpus", p, level="warning")
         docs = presets.sample_docs(corpus.df, cfg.max_docs, cfg.seed)
         docs = docs[docs["text"].str.strip() != ""].reset_index(drop=True)
-        presets.validate(cfg, self.kind, datasets.Corpus(corpus.name, docs))  # the corpus may have changed
+        presets.validate(cfg, self.kind, corpora.Corpus(corpus.name, docs))  # the corpus may have changed
         self.check_cancel()
 
         src = self.source_run()
@@ -225,7 +226,7 @@ class Job:
                   "lr_find": ["lr_find"]}[self.kind]
         self.clas_frame = None
         if "clas" in stages:
-            self.clas_frame = datasets.classifier_frame(datasets.Corpus(corpus.name, docs))
+            self.clas_frame = corpora.classifier_frame(corpora.Corpus(corpus.name, docs))
         self.total_steps = None
         for stage in stages:
             if stage in self.state["done"]:
@@ -393,7 +394,7 @@ class Job:
                 vocab, encoder = training.build_vocab(self.docs["tokens"], cfg), None
                 self.sink.event("from_scratch", "No LM run given (pretrained='run:<id>'): the classifier's encoder "
                                 "is random in this sweep.", level="warning", data={"reason": "choice"})
-            frame = datasets.classifier_frame(datasets.Corpus(self.run["corpus"], self.docs))
+            frame = corpora.classifier_frame(corpora.Corpus(self.run["corpus"], self.docs))
             dls = training.clas_dls(frame, vocab, cfg, self.device_type)
             learn = training.clas_learner(dls, cfg, self.rdir, encoder)
         learn = training.apply_precision(learn, self.precision_of())
@@ -451,7 +452,7 @@ def execute(run_id: str, sink: StoreSink | None = None) -> str:
                                                     "continues from the last one.")
     except NanLoss as e:
         store.finish(run_id, store.FAILED, error=str(e))
-    except (ConfigError, datasets.CorpusError) as e:
+    except (ConfigError, corpora.CorpusError) as e:
         store.finish(run_id, store.FAILED, error=str(e))
     except Exception as e:  # noqa: BLE001 - whatever it was, the run must end FAILED with the reason
         traceback.print_exc()

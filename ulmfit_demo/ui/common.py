@@ -4,7 +4,7 @@ import html
 
 import streamlit as st
 
-from ulmfit_demo import datasets
+from ulmfit_demo.data import corpora
 
 # What each of fastai's special tokens means, in plain words (fastai.text.core: TK_MAJ, TK_UP, TK_REP, ...).
 SPECIAL_TOKENS = {
@@ -110,7 +110,7 @@ def token_table_html(rows, window: int | None = None, row_labels=None) -> str:
 def corpus_picker(where=st.sidebar, key: str = "corpus") -> str:
     """A select box of corpora that are on disk (the Data page fetches the others). The choice is shared by all
     pages through `st.session_state['corpus']` and defaults to the built-in demo corpus."""
-    rows = [r for r in datasets.list_corpora() if r["available"]]
+    rows = [r for r in corpora.list_corpora() if r["available"]]
     names = [r["name"] for r in rows]
     titles = {r["name"]: r["title"] for r in rows}
     if st.session_state.get("corpus") not in names:
@@ -125,10 +125,10 @@ def corpus_picker(where=st.sidebar, key: str = "corpus") -> str:
 @st.cache_data(show_spinner="Loading corpus...", max_entries=4)
 def load_corpus(name: str, stamp: str):
     "Cached per (name, stamp): `stamp` changes when an upload is replaced, so a page never shows a stale corpus."
-    return datasets.load(name)
+    return corpora.load(name)
 
 
 def current_corpus(name: str):
-    p = datasets.local_path(name)
+    p = corpora.local_path(name)
     stamp = str(p.stat().st_mtime_ns) if p is not None else ""
     return load_corpus(name, stamp)

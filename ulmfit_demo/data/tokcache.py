@@ -9,7 +9,7 @@ import os
 import pandas as pd
 
 from ulmfit_demo import config
-from ulmfit_demo.datasets import fingerprint
+from ulmfit_demo.data.corpora import fingerprint
 
 # spaCy refuses texts over `nlp.max_length` (1,000,000 chars); one 2 MB review must not break a whole corpus, and
 # a single document this long says nothing more about token statistics than its first part does.

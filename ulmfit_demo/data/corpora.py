@@ -3,16 +3,14 @@
 `label` is the class as a string, `""` for unlabelled text (IMDb's `unsup`, WikiText). `split` is one of `train`,
 `valid`, `test`, `unsup`. Named corpora are found in this order (DESIGN.md, "Where data comes from"): fastai's cache,
 then an archive of the same name in `$ULMFIT_DEMO_MIRROR` (a folder or base URL), then fastai's own download, then a
-clear message of what was tried; the built-in demo corpus is always there.
+clear message of what was tried; the built-in demo corpus is always there. Uploaded corpora (CSV, zip of class
+folders) are stored by `uploads` and listed and loaded here like the others.
 """
 import hashlib
-import io
 import json
 import os
 import re
 import shutil
-import tempfile
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -20,8 +18,8 @@ from typing import Callable
 import pandas as pd
 
 from ulmfit_demo import config
-from ulmfit_demo.download import download
-from ulmfit_demo.extract import DEFAULT_LIMITS, Limits, UnsafeArchive, extract
+from ulmfit_demo.data.download import download
+from ulmfit_demo.data.extract import UnsafeArchive, extract
 
 Progress = Callable[[str, float | None], None]
 SPLITS = ("train", "valid", "test", "unsup")
@@ -243,7 +241,8 @@ def _stamp(path: Path) -> str:
     return hashlib.sha1(f"{path}|{st.st_mtime_ns}|{st.st_ino}".encode()).hexdigest()[:12]
 
 
-def _frame(text, label, split) -> pd.DataFrame:
+def frame(text, label, split) -> pd.DataFrame:
+    "The corpus frame from three columns of values, every column a string."
     return pd.DataFrame({"text": pd.Series(text, dtype=str), "label": pd.Series(label, dtype=str),
                          "split": pd.Series(split, dtype=str)})
 
@@ -252,7 +251,7 @@ def _from_sample_csv(path: Path) -> pd.DataFrame:
     "fastai's IMDB_SAMPLE layout: `label,text,is_valid`."
     raw = pd.read_csv(path)
     valid = raw["is_valid"].astype(str).str.lower().isin(["true", "1"])
-    return _frame(raw["text"], raw["label"], valid.map({True: "valid", False: "train"}))
+    return frame(raw["text"], raw["label"], valid.map({True: "valid", False: "train"}))
 
 
 def read_text_file(p: Path, problems: list[str]) -> str:
@@ -288,7 +287,7 @@ def _from_imdb_folder(path: Path, progress: Progress | None) -> tuple[pd.DataFra
                 labels.append(lab)
                 splits.append(split)
     report("Read all reviews", 1.0)
-    return _frame(texts, labels, splits), summarize_problems(bad)
+    return frame(texts, labels, splits), summarize_problems(bad)
 
 
 def _from_wikitext(path: Path) -> tuple[pd.DataFrame, list[str]]:
@@ -306,7 +305,7 @@ def _from_wikitext(path: Path) -> tuple[pd.DataFrame, list[str]]:
         if cur:
             texts.append("\n".join(cur).strip())
             splits.append(split)
-    return _frame(texts, [""] * len(texts), splits), []
+    return frame(texts, [""] * len(texts), splits), []
 
 
 # ----------------------------------------------------------------------------------------------------------- stats
@@ -354,143 +353,3 @@ def fingerprint(df: pd.DataFrame) -> str:
     h = hashlib.sha256()
     h.update(pd.util.hash_pandas_object(df[["text", "label", "split"]], index=False).values.tobytes())
     return h.hexdigest()[:16]
-
-
-# ----------------------------------------------------------------------------------------------------------- uploads
-
-def _store_upload(name: str, df: pd.DataFrame, about: str, problems: list[str], overwrite: bool) -> Corpus:
-    "Write the normalised frame and its metadata into a temp folder, then rename: an existing corpus is never half-lost."
-    check_name(name)
-    if name in NAMED:
-        raise CorpusError(f"{name!r} is the name of a built-in corpus: pick another name.")
-    final = uploads_dir() / name
-    if final.exists() and not overwrite:
-        raise CorpusError(f"A corpus called {name!r} already exists: pick another name, or choose to replace it.")
-    tmp = Path(tempfile.mkdtemp(dir=uploads_dir(), prefix=f".{name}."))
-    try:
-        df.to_parquet(tmp / "corpus.parquet", index=False)
-        labelled = (df["label"] != "").any()
-        (tmp / "meta.json").write_text(json.dumps({"about": about, "problems": problems, "labelled": bool(labelled),
-                                                   "n_docs": len(df)}))
-        if final.exists():
-            old = final.with_name(f".{name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(final, old)
-            os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, final)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return Corpus(name, df, problems)
-
-
-def read_csv_upload(data: bytes) -> pd.DataFrame:
-    "Parse an uploaded CSV (UTF-8, else Latin-1), with messages a person can act on."
-    if not data or not data.strip():
-        raise CorpusError("The CSV file is empty: upload a file with a header row and at least one row of text.")
-    for enc in ("utf-8-sig", "cp1252", "latin-1"):
-        try:
-            text = data.decode(enc)
-            break
-        except UnicodeDecodeError:
-            continue
-    try:
-        raw = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
-    except pd.errors.EmptyDataError:
-        raise CorpusError("The CSV file is empty: upload a file with a header row and at least one row of text.") from None
-    except pd.errors.ParserError as e:
-        raise CorpusError(f"This file could not be read as CSV ({e}). Save it as comma-separated values and retry.") from None
-    if raw.empty:
-        raise CorpusError(f"The CSV has a header ({', '.join(raw.columns)}) but no rows of text.")
-    return raw
-
-
-def import_csv(name: str, data: bytes, text_col: str, label_col: str | None = None, valid_col: str | None = None,
-               overwrite: bool = False) -> Corpus:
-    """Store an uploaded CSV as corpus `name`. `label_col` None makes a language-model-only corpus; `valid_col`
-    holds a truthy flag (True/1/yes/valid) for validation rows."""
-    check_name(name)
-    raw = read_csv_upload(data)
-    wanted = [c for c in (text_col, label_col, valid_col) if c]
-    missing = [c for c in wanted if c not in raw.columns]
-    if missing:
-        raise CorpusError(f"The CSV has no column {', '.join(repr(c) for c in missing)}. Columns found: "
-                          f"{', '.join(repr(c) for c in raw.columns)}. Pick the columns to use from those.")
-    text = raw[text_col].astype(str)
-    keep = text.str.strip() != ""
-    problems = [f"{int((~keep).sum())} rows with empty text were left out"] if (~keep).any() else []
-    raw = raw[keep]
-    if raw.empty:
-        raise CorpusError(f"Every row of column {text_col!r} is empty: pick the column that holds the text.")
-    label = raw[label_col].astype(str).str.strip() if label_col else pd.Series([""] * len(raw), index=raw.index)
-    if valid_col:
-        split = raw[valid_col].astype(str).str.strip().str.lower().isin(["true", "1", "yes", "valid", "y"]).map(
-            {True: "valid", False: "train"})
-    else:
-        split = pd.Series(["train"] * len(raw), index=raw.index)
-    df = _frame(raw[text_col].values, label.values, split.values)
-    labs = sorted(set(df["label"]) - {""})
-    about = (f"Uploaded CSV: {len(df):,} texts, " + (f"labels {', '.join(labs)}." if labs else "no labels (language model only)."))
-    if len(labs) == 1:
-        problems.append(f"only one label ({labs[0]!r}): usable for the language model, not for a classifier")
-    return _store_upload(name, df, about, problems, overwrite)
-
-
-def import_folder_zip(name: str, data: bytes, limits: Limits = DEFAULT_LIMITS, overwrite: bool = False) -> Corpus:
-    """Store an uploaded zip of one folder per class of `.txt` files (optionally under `train/` and `valid/` or
-    `test/`, optionally inside one top folder) as corpus `name`."""
-    check_name(name)
-    if not data:
-        raise CorpusError("The zip file is empty.")
-    with tempfile.TemporaryDirectory() as td:
-        zpath = Path(td) / "upload.zip"
-        zpath.write_bytes(data)
-        if not zipfile.is_zipfile(zpath):
-            raise CorpusError("This file is not a zip archive: upload a .zip holding one folder per class of .txt files.")
-        try:
-            root = extract(zpath, Path(td) / "x", limits=limits)
-        except UnsafeArchive as e:
-            raise CorpusError(f"The zip was refused, nothing was stored: {e}") from None
-        df, problems = _from_class_folders(root)
-    about = f"Uploaded zip: {len(df):,} texts, labels {', '.join(sorted(set(df['label'])))}."
-    return _store_upload(name, df, about, problems, overwrite)
-
-
-def _from_class_folders(root: Path) -> tuple[pd.DataFrame, list[str]]:
-    dirs = [d for d in root.iterdir() if d.is_dir() and not d.name.startswith(("__MACOSX", "."))]
-    files = [f for f in root.iterdir() if f.is_file()]
-    while len(dirs) == 1 and not files:  # zips often wrap everything in one top folder
-        root = dirs[0]
-        dirs = [d for d in root.iterdir() if d.is_dir() and not d.name.startswith(("__MACOSX", "."))]
-        files = [f for f in root.iterdir() if f.is_file()]
-    split_dirs = {d.name.lower(): d for d in dirs if d.name.lower() in ("train", "valid", "test")}
-    layout = ([(d, "valid" if s == "test" else s) for s, d in split_dirs.items()] if split_dirs else [(root, "train")])
-    texts, labels, splits, bad, skipped = [], [], [], [], 0
-    for base, split in layout:
-        for cls in sorted(d for d in base.iterdir() if d.is_dir() and not d.name.startswith(("__MACOSX", "."))):
-            for f in sorted(cls.rglob("*")):
-                if not f.is_file():
-                    continue
-                if f.suffix.lower() != ".txt":
-                    skipped += 1
-                    continue
-                texts.append(read_text_file(f, bad))
-                labels.append(cls.name)
-                splits.append(split)
-    if not texts:
-        raise CorpusError("No .txt files were found in class folders. The zip should hold one folder per class, e.g. "
-                          "pos/1.txt, neg/2.txt (optionally inside train/ and valid/).")
-    problems = summarize_problems(bad)
-    if skipped:
-        problems.append(f"{skipped} files that are not .txt were left out")
-    if len(set(labels)) == 1:
-        problems.append(f"only one class folder ({labels[0]!r}): usable for the language model, not for a classifier")
-    return _frame(texts, labels, splits), problems
-
-
-def delete_upload(name: str) -> None:
-    check_name(name)
-    if name in NAMED:
-        raise CorpusError(f"{name!r} is built in and cannot be deleted.")
-    shutil.rmtree(uploads_dir() / name)

@@ -1,0 +1,12 @@
+"""Corpora and what fastai makes of them before a model sees them.
+
+- `download`: the one download path (fastai's `urlsave`, written to `.part` and renamed when complete).
+- `extract`: safe tar/zip extraction (no absolute paths, `..`, links or devices; limits on size, count and ratio).
+- `corpora`: named corpora (fastai's cache, then the mirror, then a download), listing, loading into one
+  `text`/`label`/`split` frame, statistics, the classifier split and the content hash.
+- `uploads`: an uploaded CSV or zip of class folders stored as a corpus.
+- `tokcache`: fastai word tokenization of a corpus, cached on disk by content hash.
+- `batches`: classifier batches and the language-model stream picture, from fastai's own loaders.
+
+Below `text`, `train`, `models` and `runs`; imports only `config` from the package.
+"""

@@ -61,7 +61,8 @@ def main() -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    from ulmfit_demo import inference, models
+    from ulmfit_demo import models
+    from ulmfit_demo.models import inference
     from ulmfit_demo.data import corpora
 
     mid = args.model or build_model(args.size)

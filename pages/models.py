@@ -7,7 +7,8 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from ulmfit_demo import interpret, models
+from ulmfit_demo import models
+from ulmfit_demo.models import interpret
 from ulmfit_demo.data import corpora
 from ulmfit_demo.ui import common as ui
 from ulmfit_demo.ui import model_widgets as mw
@@ -71,7 +72,7 @@ else:
         if st.button("Delete model", key="mdl_delete", type="primary", disabled=not sure):
             try:
                 models.delete(mid)
-                from ulmfit_demo import inference
+                from ulmfit_demo.models import inference
                 inference.forget(mid)
             except models.ModelError as e:
                 st.error(str(e))

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import tiny_models
 
-from ulmfit_demo import inference, models
+from ulmfit_demo import models
+from ulmfit_demo.models import fastai_export, inference
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -46,7 +47,7 @@ def test_save_learner_contract_and_files(ids, home):
 
 def test_reload_in_fresh_process_gives_identical_probabilities(ids, home):
     code = ("import json, sys, torch; torch.set_num_threads(1)\n"
-            "from ulmfit_demo import inference\n"
+            "from ulmfit_demo.models import inference\n"
             "print(json.dumps(inference.predict(sys.argv[1], sys.argv[2])['probs']))")
     env = dict(os.environ, ULMFIT_DEMO_HOME=str(home), PYTHONPATH=str(REPO))
     out = subprocess.run([sys.executable, "-c", code, ids["clas"], ids["ref"]["text"]], env=env, cwd=REPO,
@@ -284,7 +285,7 @@ def test_fastai_export_of_language_model_generates(ids, tmp_path):
 
 def test_save_learner_refuses_unknown_kind_and_missing_sp_model(ids, tmp_path):
     r = inference.runner(ids["clas"])
-    learn = models._fastai_learner(r.loaded)
+    learn = fastai_export._fastai_learner(r.loaded)
     with pytest.raises(models.ModelError, match="Unknown model kind"):
         models.save_learner(learn, kind="vision", name="x", corpus="demo")
     with pytest.raises(models.ModelError, match="SentencePiece model"):

@@ -112,7 +112,7 @@ def cmd_delete(args):
 
 
 def cmd_predict(args):
-    from ulmfit_demo import inference
+    from ulmfit_demo.models import inference
 
     try:
         mid = models.resolve(args.model, "classifier")
@@ -148,7 +148,7 @@ def cmd_predict(args):
 
 
 def cmd_generate(args):
-    from ulmfit_demo import inference
+    from ulmfit_demo.models import inference
 
     try:
         mid = models.resolve(args.model, "language_model")

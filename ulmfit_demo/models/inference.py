@@ -1,25 +1,17 @@
-"""Using saved models: predict, predict_batch, generate, word attributions.
+"""Using saved models: predict, predict_batch, word attributions, CSV scoring; and, from `generate`, text from a
+language model. Pages, the CLI and the benchmarks call this module for all of it (`inference.generate` included).
 
-Models are loaded once per process (keyed by id and the weights file's stamp) and each is used under its own lock:
-fastai's AWD-LSTM keeps its hidden state inside the module, so two requests at once would read each other's state.
-Every call resets that state first. Text is tokenized exactly as in training (fastai's rules, then spaCy words or the
-stored SentencePiece model) and numericalized with the stored vocab.
-
-Pages import this module: fastai and torch are imported inside functions.
+Each call takes the model's runner (`runners`: loaded once per process, used under its lock) and resets the model's
+hidden state first. Pages import this module: fastai and torch are imported inside functions.
 """
 import math
-import threading
-from collections import OrderedDict
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ulmfit_demo import models
-from ulmfit_demo.models import ModelError
+from ulmfit_demo.models.generate import generate, perplexity  # noqa: F401 - callers use inference.generate
+from ulmfit_demo.models.runners import (MAX_CHARS, InferenceError, Runner, _need, check_text, forget,  # noqa: F401
+                                        numericalize, runner, tokenize)
 from ulmfit_demo.text.decode import detokenize, word_units
 
-# Characters read from one text. spaCy refuses more than 1,000,000; a review longer than this says nothing more
-# to a sentiment model than its first part does (the classifier only pools over its last 1,440 tokens anyway).
-MAX_CHARS = 100_000
 # Occlusion costs one forward pass of the whole text per word: at most this many words are scored, and fewer
 # for long texts so that words x tokens stays under ATTR_WORK (a few seconds on a CPU for a full-size model).
 MAX_ATTR_WORDS = 300
@@ -30,126 +22,9 @@ MAX_BS = 64
 # Texts per step when batch prediction reports progress: two full batches; ~8 s for a full-size AWD-LSTM on 2 CPU cores
 # (bench_inference: ~17 reviews/s), so a bar moves often enough, and tokenizing per step costs next to nothing.
 PROGRESS_STEP = 128
-TOP_K = 10
 
 ATTRIBUTION_METHOD = ("Occlusion: each word's score is how much the model's confidence in its verdict drops when "
                       "that word alone is left out (negative: leaving it out makes the model more sure).")
-
-
-class InferenceError(ModelError):
-    "Input that a model cannot use: the message says what was wrong and what to do."
-
-
-# ----------------------------------------------------------------------------------------------------------- runners
-
-@dataclass
-class Runner:
-    "A loaded model with its tokenizer and a lock; one per model per process."
-    loaded: models.Loaded
-    tok: Any  # a callable: list[str] -> iterator of token lists
-    subword: bool
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    @property
-    def id(self) -> str:
-        return self.loaded.id
-
-    @property
-    def kind(self) -> str:
-        return self.loaded.kind
-
-    @property
-    def meta(self) -> dict:
-        return self.loaded.meta
-
-    @property
-    def labels(self) -> list[str]:
-        return self.loaded.labels
-
-    @property
-    def backwards(self) -> bool:
-        "Trained on reversed text (fastai's `backwards=True`): token order is reversed before the model reads it."
-        m = self.loaded.meta
-        return bool((m.get("arch") or {}).get("backwards") or (m.get("training") or {}).get("backwards"))
-
-    def idx(self, tok: str, default: int = 0) -> int:
-        return self.loaded.o2i.get(tok, default)
-
-
-_CACHE: "OrderedDict[str, tuple[str, Runner]]" = OrderedDict()
-_CACHE_LOCK = threading.Lock()
-MAX_CACHED = 4
-
-
-def _make_tokenizer(loaded: models.Loaded):
-    from fastai.text import core as tcore
-    from fastai.text.all import SentencePieceTokenizer, TokenizeWithRules, WordTokenizer, defaults
-
-    names = loaded.meta["tokenizer"].get("rules")
-    rules = [getattr(tcore, n) for n in names if hasattr(tcore, n)] if names else list(defaults.text_proc_rules)
-    if loaded.meta["tokenizer"].get("kind") == "subword":
-        sp = models.sp_model_path(loaded)
-        if sp is None or not sp.is_file():
-            raise ModelError(f"Model {loaded.id} is a subword model but its SentencePiece file is missing.")
-        return TokenizeWithRules(SentencePieceTokenizer(sp_model=str(sp), cache_dir=str(loaded.folder)), rules=rules), True
-    return TokenizeWithRules(WordTokenizer(), rules=rules), False
-
-
-def runner(model) -> Runner:
-    "The cached `Runner` for a model id (or pass a Runner through). Reloads when the model's files changed."
-    if isinstance(model, Runner):
-        return model
-    if not isinstance(model, str):
-        raise ModelError(f"Expected a model id, got {type(model).__name__}.")
-    stamp = models.stamp(model)
-    with _CACHE_LOCK:
-        hit = _CACHE.get(model)
-        if hit and hit[0] == stamp:
-            _CACHE.move_to_end(model)
-            return hit[1]
-    loaded = models.load(model)
-    tok, subword = _make_tokenizer(loaded)
-    r = Runner(loaded, tok, subword)
-    with _CACHE_LOCK:
-        _CACHE[model] = (stamp, r)
-        while len(_CACHE) > MAX_CACHED:
-            _CACHE.popitem(last=False)
-    return r
-
-
-def forget(model_id: str) -> None:
-    "Drop a model from this process's cache (after delete or replace)."
-    with _CACHE_LOCK:
-        _CACHE.pop(model_id, None)
-
-
-def _need(r: Runner, kind: str) -> None:
-    if r.kind != kind:
-        what = "a sentiment classifier" if kind == "classifier" else "a language model"
-        raise InferenceError(f"Model {r.meta['name']!r} is a {r.kind.replace('_', ' ')}; this needs {what}.")
-
-
-# ----------------------------------------------------------------------------------------------------------- text
-
-def check_text(text: Any) -> tuple[str, bool]:
-    "The text to use and whether it was cut; refuses what is not text or is blank."
-    if not isinstance(text, str):
-        raise InferenceError(f"Expected text, got {type(text).__name__}.")
-    if not text.strip():
-        raise InferenceError("The text is empty: type or paste a review (a sentence or more).")
-    return (text[:MAX_CHARS], True) if len(text) > MAX_CHARS else (text, False)
-
-
-def tokenize(r: Runner, texts: list[str]) -> list[list[str]]:
-    "Tokens of each text, with the same rules and tokenizer as in training (starts with `xxbos`)."
-    return [list(t) for t in r.tok(texts)]
-
-
-def numericalize(r: Runner, toks: list[str]) -> list[int]:
-    unk = r.idx("xxunk", 0)
-    pad = r.idx("xxpad", 1)
-    # A literal "xxpad" typed by someone must not be taken for padding: the encoder would skip it.
-    return [unk if (i := r.idx(t, unk)) == pad else i for t in toks]
 
 
 # ----------------------------------------------------------------------------------------------------------- classify
@@ -300,76 +175,6 @@ def attributions(model, text: str) -> dict:
     return {"label": r.labels[c], "prob": base, "probs": {lab: float(probs[0][i]) for i, lab in enumerate(r.labels)},
             "method": ATTRIBUTION_METHOD, "words": words, "scored": len(scored), "n_words": len(units),
             "truncated": cut}
-
-
-# ----------------------------------------------------------------------------------------------------------- generate
-
-def generate(model, prompt: str, n_words: int = 40, temperature: float = 0.75, n_samples: int = 1,
-             seed: int = 0, top_k: int = TOP_K) -> dict:
-    """Sample continuations of `prompt` from a language model. Each sample `i` draws from its own generator seeded
-    `seed + i`, so the same seed gives the same text. Like fastai's `LMLearner.predict`: `xxunk` is never drawn and
-    probabilities are raised to `1/temperature`. Returns `{"texts", "samples": [{"text", "tokens", "steps"}]}`
-    where `steps[k]` is the top-k next-word distribution the k-th word was drawn from."""
-    import torch
-
-    r = runner(model)
-    _need(r, "language_model")
-    if r.backwards:
-        raise InferenceError(f"{r.meta['name']!r} was trained on reversed text (backwards): it predicts the word "
-                             f"before, not the next one, so it cannot continue a prompt. Pick a forward model.")
-    if not isinstance(prompt, str):
-        raise InferenceError("The prompt must be text.")
-    if not 1 <= int(n_words) <= 1000:
-        raise InferenceError(f"Number of words must be between 1 and 1000 (got {n_words}).")
-    if not 1 <= int(n_samples) <= 20:
-        raise InferenceError(f"Number of samples must be between 1 and 20 (got {n_samples}).")
-    if not (temperature > 0 and math.isfinite(temperature)):
-        raise InferenceError(f"Temperature must be above 0 (got {temperature}); 1 samples as trained, lower is "
-                             f"safer, higher is wilder.")
-    prompt = prompt[:MAX_CHARS]
-    n_words, n_samples = int(n_words), int(n_samples)
-    vocab = r.loaded.vocab
-    banned = [i for i in (r.idx("xxunk", -1), r.idx("xxpad", -1)) if i >= 0]
-    with r.lock:
-        toks = tokenize(r, [prompt])[0] if prompt.strip() else ["xxbos"]
-        ids = numericalize(r, toks)
-        gens = [torch.Generator().manual_seed(int(seed) + i) for i in range(n_samples)]
-        model = r.loaded.model
-        out_ids = [[] for _ in range(n_samples)]
-        steps = [[] for _ in range(n_samples)]
-        with torch.no_grad():
-            model.reset()
-            x = torch.tensor([ids] * n_samples, dtype=torch.long)
-            for _ in range(n_words):
-                logits = model(x)[0][:, -1].float()
-                logits[:, banned] = -math.inf
-                probs = torch.softmax(logits / temperature, dim=-1)
-                nxt = []
-                for s in range(n_samples):
-                    j = int(torch.multinomial(probs[s], 1, generator=gens[s]))
-                    top_p, top_i = probs[s].topk(min(top_k, probs.shape[1]))
-                    steps[s].append({"chosen": vocab[j], "chosen_prob": float(probs[s, j]),
-                                     "top": [(vocab[int(i)], float(p)) for p, i in zip(top_p, top_i)]})
-                    out_ids[s].append(j)
-                    nxt.append(j)
-                x = torch.tensor(nxt, dtype=torch.long)[:, None]
-        model.reset()
-    samples = []
-    for s in range(n_samples):
-        gen_toks = [vocab[i] for i in out_ids[s]]
-        samples.append({"text": detokenize(toks + gen_toks, r.subword), "tokens": gen_toks, "steps": steps[s]})
-    return {"texts": [s["text"] for s in samples], "samples": samples, "prompt_tokens": toks}
-
-
-def perplexity(model) -> float | None:
-    "The LM's validation perplexity as measured at the end of training, if the model recorded one."
-    r = model if isinstance(model, dict) else runner(model).meta
-    m = r.get("metrics") or {}
-    if "perplexity" in m:
-        return float(m["perplexity"])
-    if "valid_loss" in m:
-        return float(math.exp(m["valid_loss"]))
-    return None
 
 
 # ----------------------------------------------------------------------------------------------------------- CSV

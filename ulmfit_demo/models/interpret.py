@@ -5,8 +5,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from ulmfit_demo import inference
 from ulmfit_demo.data import corpora
+from ulmfit_demo.models import inference, runners
 
 # Validation rows scored at most: IMDb's 25,000 would take minutes on a CPU; a seeded sample says the same.
 MAX_DOCS = 2000
@@ -29,8 +29,8 @@ def interpret(model, corpus: corpora.Corpus, max_docs: int = MAX_DOCS, top: int 
               progress=None) -> Interpretation:
     """Score the validation rows of `corpus` (`corpora.classifier_frame`) with a classifier model. `progress(done,
     total)` as in `inference.predict_batch`."""
-    r = inference.runner(model)
-    inference._need(r, "classifier")
+    r = runners.runner(model)
+    runners._need(r, "classifier")
     df = corpora.classifier_frame(corpus)
     valid = df[df["is_valid"]]
     n_valid = len(valid)

@@ -1,0 +1,81 @@
+"""Checks on a stored model before any weight reaches it: the metadata's format and kind, the weights file's size,
+sha256 and readable header, the vocab against the embedding's rows, and the architecture against the weights'
+shapes (`load_weights_checked`). Every refusal is a `ModelError` that says what is wrong and what to do.
+"""
+import hashlib
+from pathlib import Path
+
+from ulmfit_demo.models.arch import build_model
+from ulmfit_demo.models.registry import FORMAT, FORMAT_VERSION, KINDS, WEIGHTS, ModelError
+
+
+def _sha256(p: Path) -> str:
+    h = hashlib.sha256()
+    with open(p, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _check_meta(meta: dict, where: str) -> None:
+    if meta.get("format") != FORMAT:
+        raise ModelError(f"{where} is not a ULMFiT Studio model (no '{FORMAT}' marker in its metadata).")
+    if meta.get("format_version", 0) > FORMAT_VERSION:
+        raise ModelError(f"{where} was saved by a newer version of ULMFiT Studio (format "
+                         f"{meta.get('format_version')}); update this app to load it.")
+    if meta.get("kind") not in KINDS:
+        raise ModelError(f"{where} has an unknown kind {meta.get('kind')!r}.")
+    for k in ("model", "vocab", "tokenizer"):
+        if k not in meta:
+            raise ModelError(f"{where} has incomplete metadata: '{k}' is missing.")
+    if meta["kind"] == "classifier" and len(meta.get("labels") or []) < 2:
+        raise ModelError(f"{where} is a classifier without its labels in the metadata.")
+
+
+def load_weights_checked(folder: Path, meta: dict, where: str, verify_hash: bool = True):
+    """Rebuild the model described by `meta` and fill it from `folder/weights.safetensors`, checking the file
+    (size, hash, readable header) and that the vocab matches the embedding's shape before touching the model."""
+    from safetensors import SafetensorError, safe_open
+
+    _check_meta(meta, where)
+    wpath = folder / WEIGHTS
+    w = meta.get("weights", {})
+    if not wpath.is_file():
+        raise ModelError(f"{where}: the weights file {WEIGHTS} is missing. Train or import the model again.")
+    size = wpath.stat().st_size
+    if w.get("bytes") is not None and size != w["bytes"]:
+        raise ModelError(f"{where}: the weights file is {size:,} bytes but should be {w['bytes']:,}: it is truncated "
+                         f"or damaged. Train or import the model again; nothing else was changed.")
+    if verify_hash and w.get("sha256") and _sha256(wpath) != w["sha256"]:
+        raise ModelError(f"{where}: the weights file is damaged (its checksum does not match the one recorded when "
+                         f"it was saved). Train or import the model again; nothing else was changed.")
+    try:
+        with safe_open(str(wpath), framework="pt", device="cpu") as f:
+            keys = list(f.keys())
+            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in keys}
+            state = {k: f.get_tensor(k) for k in keys}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise ModelError(f"{where}: the weights file cannot be read ({e}): it is damaged or truncated. Train or "
+                         f"import the model again; nothing else was changed.") from None
+    emb_key = next((k for k in ("0.encoder.weight", "0.module.encoder.weight") if k in shapes), None)
+    if emb_key is None:
+        raise ModelError(f"{where}: the weights file has no AWD-LSTM embedding: it is not a model this app saved.")
+    n_vocab, n_emb = len(meta["vocab"]), shapes[emb_key][0]
+    if n_vocab != n_emb or meta["model"].get("vocab_sz") != n_emb:
+        raise ModelError(f"{where}: the vocab in the metadata has {n_vocab:,} words but the weights' embedding has "
+                         f"{n_emb:,} rows: they do not belong together. Refused; export the model again from where "
+                         f"it was trained.")
+    model = build_model(meta["model"], meta["kind"])
+    for alias, canon in w.get("tied", {}).items():
+        if canon not in state:
+            raise ModelError(f"{where}: the weights file lacks {canon!r}: it is damaged.")
+        state[alias] = state[canon]
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        first = str(e).splitlines()[0:3]
+        raise ModelError(f"{where}: the weights do not fit the architecture in the metadata ({' '.join(first)}). "
+                         f"Refused.") from None
+    model.eval()
+    model.reset()
+    return model

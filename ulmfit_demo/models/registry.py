@@ -1,0 +1,192 @@
+"""The model registry: which models exist, under `$ULMFIT_DEMO_HOME/models/`, and how a model is named and found.
+
+A model is a folder `models/<model_id>/` (`weights.safetensors`, `meta.json`, `spm.model` for subword models; see
+`store`) plus a row in a SQLite index beside them (`models/registry.db`). The folder is the truth: a folder moved
+into place without its row (a crash in between) is registered again on the next listing. Ids are checked before
+they touch a path. Also here: the folder format's names and `ModelError`, which every module of `models` raises.
+"""
+import json
+import os
+import re
+import secrets
+import shutil
+import sqlite3
+from contextlib import closing
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ulmfit_demo import config
+
+KINDS = ("language_model", "classifier")
+FORMAT = "ulmfit-studio-model"
+FORMAT_VERSION = 1
+WEIGHTS = "weights.safetensors"
+META = "meta.json"
+SPM = "spm.model"
+
+
+class ModelError(ValueError):
+    "A model cannot be saved, loaded, imported or found: the message says what was wrong and what to do."
+
+
+def models_dir() -> Path:
+    return config.sub("models")
+
+
+def _db() -> sqlite3.Connection:
+    con = sqlite3.connect(models_dir() / "registry.db", timeout=30)
+    con.row_factory = sqlite3.Row
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("PRAGMA busy_timeout=30000")
+    con.execute("""CREATE TABLE IF NOT EXISTS models (
+        id TEXT PRIMARY KEY, name TEXT NOT NULL, kind TEXT NOT NULL, run_id TEXT, corpus TEXT,
+        metrics TEXT NOT NULL DEFAULT '{}', created TEXT NOT NULL, size_bytes INTEGER NOT NULL DEFAULT 0,
+        source TEXT NOT NULL DEFAULT 'trained')""")
+    return con
+
+
+def _row(r: sqlite3.Row) -> dict:
+    d = dict(r)
+    d["metrics"] = json.loads(d["metrics"] or "{}")
+    return d
+
+
+def _register(meta: dict, size: int) -> None:
+    with closing(_db()) as con, con:
+        con.execute("INSERT OR REPLACE INTO models (id, name, kind, run_id, corpus, metrics, created, size_bytes, source) "
+                    "VALUES (?,?,?,?,?,?,?,?,?)",
+                    (meta["id"], meta["name"], meta["kind"], meta.get("run_id"), meta.get("corpus"),
+                     json.dumps(meta.get("metrics") or {}), meta["created"], size, meta.get("source", "trained")))
+
+
+def _reconcile() -> None:
+    # A model folder is moved into place before its row is written: a crash in between must not lose the model.
+    with closing(_db()) as con:
+        known = {r[0] for r in con.execute("SELECT id FROM models")}
+    for d in models_dir().iterdir():
+        if d.is_dir() and not d.name.startswith(".") and d.name not in known and (d / META).is_file():
+            try:
+                meta = json.loads((d / META).read_text())
+                if meta.get("format") == FORMAT and meta.get("id") == d.name:
+                    _register(meta, _folder_size(d))
+            except (OSError, ValueError):
+                continue
+
+
+def list_models(kind: str | None = None) -> list[dict]:
+    "Registered models, newest first: id, name, kind, run_id, corpus, metrics (dict), created, size_bytes, source."
+    if kind is not None and kind not in KINDS:
+        raise ModelError(f"Unknown model kind {kind!r}: use one of {', '.join(KINDS)}.")
+    _reconcile()
+    q = "SELECT * FROM models" + (" WHERE kind = ?" if kind else "") + " ORDER BY created DESC, rowid DESC"
+    with closing(_db()) as con:
+        return [_row(r) for r in con.execute(q, (kind,) if kind else ())]
+
+
+def get(model_id: str) -> dict:
+    "One registry entry, or `ModelError` saying which models exist."
+    with closing(_db()) as con:
+        r = con.execute("SELECT * FROM models WHERE id = ?", (model_id,)).fetchone()
+    if r is None:
+        have = ", ".join(m["id"] for m in list_models()[:8]) or "none yet (train one on the Train page)"
+        raise ModelError(f"There is no model {model_id!r}. Models: {have}.")
+    return _row(r)
+
+
+def resolve(ref: str, kind: str | None = None) -> str:
+    "A model id from an id, a unique name, or `latest` (newest model of `kind`)."
+    rows = list_models(kind)
+    what = {"classifier": "classifier", "language_model": "language model"}.get(kind, "model")
+    if ref == "latest":
+        if not rows:
+            raise ModelError(f"There is no {what} yet: train one first (Train page, or `python -m ulmfit_demo train`).")
+        return rows[0]["id"]
+    if any(r["id"] == ref for r in rows):
+        return ref
+    named = [r for r in rows if r["name"] == ref]
+    if len(named) == 1:
+        return named[0]["id"]
+    if len(named) > 1:
+        raise ModelError(f"{len(named)} models are named {ref!r}: use an id ({', '.join(r['id'] for r in named)}).")
+    if kind and any(r["id"] == ref for r in list_models()):
+        raise ModelError(f"Model {ref!r} is not a {what}: pick a {what} (`models list`).")
+    raise ModelError(f"There is no {what} {ref!r}. Known: "
+                     f"{', '.join(r['id'] for r in rows[:8]) or 'none yet'}.")
+
+
+def rename(model_id: str, name: str) -> dict:
+    name = _check_name(name)
+    get(model_id)
+    meta = read_meta(model_id)
+    meta["name"] = name
+    config.atomic_write(models_dir() / model_id / META, json.dumps(meta, indent=1))
+    with closing(_db()) as con, con:
+        con.execute("UPDATE models SET name = ? WHERE id = ?", (name, model_id))
+    return get(model_id)
+
+
+def delete(model_id: str) -> None:
+    "Remove a model: its folder is renamed away first, so a half-deleted model is never listed."
+    get(model_id)
+    folder = models_dir() / model_id
+    trash = models_dir() / f".trash-{model_id}-{secrets.token_hex(3)}"
+    if folder.exists():
+        os.replace(folder, trash)
+    with closing(_db()) as con, con:
+        con.execute("DELETE FROM models WHERE id = ?", (model_id,))
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def read_meta(model_id: str) -> dict:
+    _check_id(model_id)
+    p = models_dir() / model_id / META
+    try:
+        return json.loads(p.read_text())
+    except FileNotFoundError:
+        raise ModelError(f"Model {model_id!r} has no metadata file ({p}): its folder is missing or incomplete. "
+                         f"Delete it from the registry and train or import it again.") from None
+    except ValueError as e:
+        raise ModelError(f"The metadata of model {model_id!r} is damaged ({e}). Delete it and train or import it "
+                         f"again.") from None
+
+
+_ID_RE = re.compile(r"^[a-z]+-\d{8}-\d{6}-[0-9a-f]{4,8}$")
+
+
+def _check_id(model_id: str) -> str:
+    # Ids become folder names: never let one be a path.
+    if not isinstance(model_id, str) or not _ID_RE.match(model_id):
+        raise ModelError(f"{model_id!r} is not a model id (they look like clas-20250101-120000-1a2b).")
+    return model_id
+
+
+def _check_name(name: str) -> str:
+    name = (name or "").strip()
+    if not name:
+        raise ModelError("A model name cannot be empty.")
+    if len(name) > 80:
+        raise ModelError(f"A model name can have at most 80 characters (this one has {len(name)}).")
+    return name
+
+
+def _new_id(kind: str) -> str:
+    prefix = {"language_model": "lm", "classifier": "clas"}[kind]
+    return f"{prefix}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _folder_size(p: Path) -> int:
+    return sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
+
+
+def stamp(model_id: str) -> str:
+    "Changes when the model's files change: caches of loaded models key on it."
+    p = models_dir() / _check_id(model_id) / WEIGHTS
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        return "missing"
+    return f"{st.st_mtime_ns}-{st.st_size}"

@@ -45,7 +45,8 @@ def main():
     from fastai.text.all import (AWD_LSTM, ColReader, DataBlock, Perplexity, RandomSplitter, TextBlock, accuracy,
                                  language_model_learner, set_seed)
 
-    from ulmfit_demo import presets, system, training
+    from ulmfit_demo import system
+    from ulmfit_demo.train import presets, stages
     from ulmfit_demo.data import corpora
     from ulmfit_demo.runs import store, worker
 
@@ -53,7 +54,7 @@ def main():
         torch.set_num_threads(args.threads)
     cfg = presets.preset(args.preset).with_(max_docs=args.max_docs, pretrained="none", lm_frozen_epochs=0,
                                             lm_epochs=args.epochs, lm_lr=args.lr, cpu_threads=args.threads)
-    dev, prec = training.resolve_device(cfg)
+    dev, prec = stages.resolve_device(cfg)
     corpus = corpora.load(args.dataset)
     docs = presets.sample_docs(corpus.df, cfg.max_docs, cfg.seed)
     docs = docs[docs["text"].str.strip() != ""].reset_index(drop=True)
@@ -71,9 +72,9 @@ def main():
 
     def plain_fit() -> tuple[float, int]:
         set_seed(cfg.seed)
-        learn = language_model_learner(dls_plain, AWD_LSTM, config=training.lm_config(cfg), drop_mult=cfg.drop_mult_lm,
+        learn = language_model_learner(dls_plain, AWD_LSTM, config=stages.lm_config(cfg), drop_mult=cfg.drop_mult_lm,
                                        pretrained=False, metrics=[accuracy, Perplexity()], wd=cfg.wd)
-        learn = training.apply_precision(learn, prec)
+        learn = stages.apply_precision(learn, prec)
         learn.logger = lambda *a: None
         _sync(torch, dev)
         t0 = time.perf_counter()
@@ -84,7 +85,7 @@ def main():
 
     # ---- the app's worker
     t = time.perf_counter()
-    docs_tok, tok = training.tokenize_docs(docs, cfg, Path(os.environ["ULMFIT_DEMO_HOME"]))
+    docs_tok, tok = stages.tokenize_docs(docs, cfg, Path(os.environ["ULMFIT_DEMO_HOME"]))
     print(f"app tokenization: {time.perf_counter() - t:.1f}s", flush=True)
 
     def app_fit() -> tuple[float, int]:
@@ -99,9 +100,9 @@ def main():
         if not shape:  # the decoder's cost grows with the vocab: both sides must have about the same
             shape.update(app_vocab=len(vocab), plain_vocab=len(dls_plain.vocab))
             print(f"app data: {len(dls.train)} batches/epoch, vocab {len(vocab):,}", flush=True)
-        learn = training.apply_precision(training.lm_learner(dls, cfg, path=job.rdir), prec)
+        learn = stages.apply_precision(stages.lm_learner(dls, cfg, path=job.rdir), prec)
         learn.logger = lambda *a: None
-        phases = [training.Phase("bench", 0, args.epochs, args.lr)]
+        phases = [stages.Phase("bench", 0, args.epochs, args.lr)]
         _sync(torch, dev)
         t0 = time.perf_counter()
         job.run_phases("lm", learn, phases, 0, tok, vocab, lm=True)

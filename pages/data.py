@@ -76,8 +76,8 @@ with st.expander("Upload your own corpus"):
                 if st.button("Import CSV", key="data_csv_import", disabled=not name):
                     try:
                         c = uploads.import_csv(name, up.getvalue(), text_col,
-                                                None if label_col == none else label_col,
-                                                None if valid_col == none else valid_col, overwrite=replace)
+                                               None if label_col == none else label_col,
+                                               None if valid_col == none else valid_col, overwrite=replace)
                     except corpora.CorpusError as e:
                         st.error(str(e))
                     else:

@@ -1,7 +1,8 @@
 """Home: what ULMFiT is, in three steps, and what this machine has ready right now."""
 import streamlit as st
 
-from ulmfit_demo import config, models, pretrained, system
+from ulmfit_demo import config, models, system
+from ulmfit_demo.train import pretrained
 from ulmfit_demo.data import corpora
 from ulmfit_demo.ui import common as ui
 

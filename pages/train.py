@@ -7,10 +7,10 @@ import html
 
 import streamlit as st
 
-from ulmfit_demo import presets, pretrained
+from ulmfit_demo.train import presets, pretrained
 from ulmfit_demo.data import corpora
 from ulmfit_demo.ui import common as ui
-from ulmfit_demo.presets import ConfigError
+from ulmfit_demo.train.presets import ConfigError
 from ulmfit_demo.runs import launcher, store, views
 
 ui.setup_page("Train", ":material/model_training:")

@@ -10,10 +10,10 @@ import signal
 import sys
 import time
 
-from ulmfit_demo import presets
+from ulmfit_demo.train import presets
 from ulmfit_demo.data import corpora
 from ulmfit_demo.cli import fail
-from ulmfit_demo.presets import ConfigError
+from ulmfit_demo.train.presets import ConfigError
 
 
 def register(sub):

@@ -13,9 +13,10 @@ import sys
 import threading
 import time
 
-from ulmfit_demo import config, presets
+from ulmfit_demo import config
+from ulmfit_demo.train import presets
 from ulmfit_demo.data import corpora
-from ulmfit_demo.presets import Config, ConfigError
+from ulmfit_demo.train.presets import Config, ConfigError
 from ulmfit_demo.runs import store
 
 # A cancel flag is checked about once a second inside training; a worker that has not stopped this long after the

@@ -13,9 +13,10 @@ import time
 import traceback
 from pathlib import Path
 
-from ulmfit_demo import config, presets
+from ulmfit_demo import config
+from ulmfit_demo.train import presets
 from ulmfit_demo.data import corpora
-from ulmfit_demo.presets import Config, ConfigError
+from ulmfit_demo.train.presets import Config, ConfigError
 from ulmfit_demo.runs import store
 
 
@@ -100,7 +101,8 @@ class Job:
         return out
 
     def save_model(self, learn, stage: str, tok, metrics: dict) -> str:
-        from ulmfit_demo import models, training
+        from ulmfit_demo import models
+        from ulmfit_demo.train import stages
 
         kind = "classifier" if stage == "clas" else "language_model"
         what = {"clas": "classifier", "lm": "fine-tuned LM", "pretrain": "pretrained LM"}[stage]
@@ -108,7 +110,7 @@ class Job:
         try:
             return models.save_learner(
                 learn, kind=kind, name=name, corpus=self.run["corpus"], run_id=self.id,
-                arch=training.arch_meta(self.cfg, stage), tokenizer=tok.meta, metrics=metrics,
+                arch=stages.arch_meta(self.cfg, stage), tokenizer=tok.meta, metrics=metrics,
                 extra={"stage": stage, "preset": self.run.get("preset"), "backwards": self.cfg.backwards,
                        "config": self.cfg.to_dict(), "device": self.device})
         except OSError:
@@ -120,15 +122,15 @@ class Job:
     def reporter(self, stage: str, step: int, learn, phases, tok=None, vocab=None, lm: bool = False):
         from ulmfit_demo.runs import checkpoint
         from ulmfit_demo.runs.callback import FAULT_NAN_ENV, FaultInjector, RunReporter
-        from ulmfit_demo import training
+        from ulmfit_demo.train import stages
 
         def on_epoch(rep):
             meta = {"stage": stage, "phase": rep.phase, "epochs_done": rep.epoch + 1, "step": rep.step,
                     "stage_epoch": rep.stage_epoch}
             checkpoint.save(self.ckdir / f"{stage}.pth", learn, meta)
             if lm and not self.cfg.backwards and self.cfg.sample_words > 0:
-                text = training.sample_text(learn, tok, vocab, self.cfg.sample_prompt, self.cfg.sample_words,
-                                            self.cfg.seed)
+                text = stages.sample_text(learn, tok, vocab, self.cfg.sample_prompt, self.cfg.sample_words,
+                                          self.cfg.seed)
                 self.sink.event("sample", text, data={"stage": stage, "epoch": rep.stage_epoch + 1,
                                                       "step": rep.step, "prompt": self.cfg.sample_prompt})
 
@@ -142,7 +144,7 @@ class Job:
     def run_phases(self, stage: str, learn, phases, base_step: int, tok=None, vocab=None, lm=False) -> int:
         "Fit `phases`, continuing from this stage's checkpoint if there is one. Returns the global step after."
         from ulmfit_demo.runs import checkpoint
-        from ulmfit_demo import training
+        from ulmfit_demo.train import stages
 
         ck = self.ckdir / f"{stage}.pth"
         start, step, restore = (0, 0), base_step, None
@@ -168,8 +170,8 @@ class Job:
 
         self.sink.in_fit = True
         try:
-            training.fit_phases(learn, phases, cbs=cbs, start=start, restore=restore, on_phase=on_phase,
-                                is_cancelled=lambda: rep.cancelled_fit)
+            stages.fit_phases(learn, phases, cbs=cbs, start=start, restore=restore, on_phase=on_phase,
+                              is_cancelled=lambda: rep.cancelled_fit)
         finally:
             self.sink.in_fit = False
         if rep.cancelled_fit or self.sink.stop:
@@ -178,11 +180,12 @@ class Job:
 
     # ------------------------------------------------------------------------------------------------ run
     def execute(self) -> dict:
-        from ulmfit_demo import system, training
+        from ulmfit_demo import system
+        from ulmfit_demo.train import stages
 
         cfg = self.cfg
-        training.set_threads(cfg)
-        dev, prec = training.resolve_device(cfg)
+        stages.set_threads(cfg)
+        dev, prec = stages.resolve_device(cfg)
         self.device_type = dev
         info = system.device_info()
         self.device = f"{info['name'] if dev == info['device'] else 'CPU'} · {prec}"
@@ -216,7 +219,7 @@ class Job:
                     config.atomic_write(sp_model, (store.run_dir(src["id"]) / "spm" / "spm.model").read_bytes())
         t0 = time.time()
         self.sink.event("tokenize", f"Tokenizing {len(docs):,} texts ({cfg.tokenizer})")
-        docs, tok = training.tokenize_docs(docs, cfg, self.rdir, sp_model)
+        docs, tok = stages.tokenize_docs(docs, cfg, self.rdir, sp_model)
         self.sink.event("tokenize", f"Tokenized {len(docs):,} texts into {sum(map(len, docs['tokens'])):,} tokens "
                                     f"in {time.time() - t0:.1f}s")
         self.check_cancel()
@@ -244,19 +247,19 @@ class Job:
         return {"model_id": final, "metrics": metrics, "models": models}
 
     def _lm_steps(self, n_batches: int, phases) -> int:
-        from ulmfit_demo import training
+        from ulmfit_demo.train import stages
 
         total = n_batches * sum(p.epochs for p in phases)
         if self.clas_frame is not None:
             n = int((~self.clas_frame["is_valid"]).sum()) // self.cfg.bs
-            total += n * sum(p.epochs for p in training.clas_phases(self.cfg))
+            total += n * sum(p.epochs for p in stages.clas_phases(self.cfg))
         return total
 
     def start_weights(self, stage: str):
         "(state dict, vocab) to start the LM from, or None (from scratch), with the reason recorded as an event."
         import torch
 
-        from ulmfit_demo import pretrained
+        from ulmfit_demo.train import pretrained
 
         cfg = self.cfg
         if stage == "pretrain":
@@ -290,39 +293,39 @@ class Job:
         return wgts, vocab
 
     def lm_data(self):
-        from ulmfit_demo import training
+        from ulmfit_demo.train import stages
 
         cfg, docs = self.cfg, self.docs
-        trn, val = training.lm_split(len(docs), cfg.lm_valid_pct, cfg.seed)
+        trn, val = stages.lm_split(len(docs), cfg.lm_valid_pct, cfg.seed)
         vpath = self.rdir / "vocab.json"
         if vpath.exists():  # a resumed run keeps the vocab its checkpoints index
             vocab = json.loads(vpath.read_text())
         else:
-            vocab = training.build_vocab(docs["tokens"].iloc[trn], cfg)
+            vocab = stages.build_vocab(docs["tokens"].iloc[trn], cfg)
             config.atomic_write(vpath, json.dumps(list(vocab)))
-        return training.lm_dls(docs, (trn, val), vocab, cfg, self.device_type), vocab
+        return stages.lm_dls(docs, (trn, val), vocab, cfg, self.device_type), vocab
 
     def stage_lm(self, stage: str = "lm"):
         from fastai.torch_core import set_seed
 
-        from ulmfit_demo import training
+        from ulmfit_demo.train import stages
 
         cfg = self.cfg
         set_seed(cfg.seed, reproducible=True)
         dls, vocab = self.lm_data()
         start = self.start_weights(stage)
-        learn = training.lm_learner(dls, cfg, path=self.rdir)
+        learn = stages.lm_learner(dls, cfg, path=self.rdir)
         if start is not None:
-            training.load_start_weights(learn, *start)
-        learn = training.apply_precision(learn, self.precision_of())
-        phases = training.lm_phases(cfg, self.kind, pretrained=start is not None)
+            stages.load_start_weights(learn, *start)
+        learn = stages.apply_precision(learn, self.precision_of())
+        phases = stages.lm_phases(cfg, self.kind, pretrained=start is not None)
         self.total_steps = self._lm_steps(len(dls.train), phases)
         self.sink.event("stage", f"{'Pretraining' if stage == 'pretrain' else 'Fine-tuning'} the language model: "
                                  f"{len(vocab):,} tokens in the vocab, {len(dls.train)} batches per epoch",
                         data={"stage": stage, "vocab": len(vocab), "batches": len(dls.train), "step": 0})
         step = self.run_phases(stage, learn, phases, 0, self.tok, vocab, lm=True)
         metrics = self.stage_metrics(stage)
-        training.save_start_files(self.rdir, learn, vocab)
+        stages.save_start_files(self.rdir, learn, vocab)
         model_id = self.save_model(learn, stage, self.tok, metrics)
         self.state["done"].append(stage)
         self.state["steps"][stage] = step
@@ -340,17 +343,17 @@ class Job:
         import torch
         from fastai.torch_core import set_seed
 
-        from ulmfit_demo import training
+        from ulmfit_demo.train import stages
 
         cfg = self.cfg
         set_seed(cfg.seed, reproducible=True)
         lm_dir = store.run_dir(self.src["id"]) if self.kind == "clas" else self.rdir
         vocab = json.loads((lm_dir / "vocab.json").read_text())
         encoder = torch.load(lm_dir / "lm_encoder.pth", map_location="cpu", weights_only=True)
-        dls = training.clas_dls(self.clas_frame, vocab, cfg, self.device_type)
-        learn = training.clas_learner(dls, cfg, self.rdir, encoder)
-        learn = training.apply_precision(learn, self.precision_of())
-        phases = training.clas_phases(cfg)
+        dls = stages.clas_dls(self.clas_frame, vocab, cfg, self.device_type)
+        learn = stages.clas_learner(dls, cfg, self.rdir, encoder)
+        learn = stages.apply_precision(learn, self.precision_of())
+        phases = stages.clas_phases(cfg)
         base = self.state["steps"].get("lm", 0)
         if self.total_steps is None:
             self.total_steps = base + len(dls.train) * sum(p.epochs for p in phases)
@@ -373,7 +376,7 @@ class Job:
         import torch
         from fastai.torch_core import set_seed
 
-        from ulmfit_demo import training
+        from ulmfit_demo.train import stages
         from ulmfit_demo.runs.callback import RunReporter
 
         cfg = self.cfg
@@ -381,30 +384,30 @@ class Job:
         if cfg.lr_find_stage == "lm":
             dls, vocab = self.lm_data()
             start = self.start_weights("lm")
-            learn = training.lm_learner(dls, cfg, path=self.rdir)
+            learn = stages.lm_learner(dls, cfg, path=self.rdir)
             if start is not None:
-                training.load_start_weights(learn, *start)
-            training.set_trainable(learn, training.lm_phases(cfg, "lm", start is not None)[0].freeze_to)
+                stages.load_start_weights(learn, *start)
+            stages.set_trainable(learn, stages.lm_phases(cfg, "lm", start is not None)[0].freeze_to)
         else:
             if self.src is not None:
                 lm_dir = store.run_dir(self.src["id"])
                 vocab = json.loads((lm_dir / "vocab.json").read_text())
                 encoder = torch.load(lm_dir / "lm_encoder.pth", map_location="cpu", weights_only=True)
             else:
-                vocab, encoder = training.build_vocab(self.docs["tokens"], cfg), None
+                vocab, encoder = stages.build_vocab(self.docs["tokens"], cfg), None
                 self.sink.event("from_scratch", "No LM run given (pretrained='run:<id>'): the classifier's encoder "
                                 "is random in this sweep.", level="warning", data={"reason": "choice"})
             frame = corpora.classifier_frame(corpora.Corpus(self.run["corpus"], self.docs))
-            dls = training.clas_dls(frame, vocab, cfg, self.device_type)
-            learn = training.clas_learner(dls, cfg, self.rdir, encoder)
-        learn = training.apply_precision(learn, self.precision_of())
+            dls = stages.clas_dls(frame, vocab, cfg, self.device_type)
+            learn = stages.clas_learner(dls, cfg, self.rdir, encoder)
+        learn = stages.apply_precision(learn, self.precision_of())
         rep = RunReporter(self.sink, "lr_find", probe=True, total_steps=cfg.lr_find_iters)
         learn.add_cb(rep)
         self.sink.event("stage", f"Learning-rate sweep over {cfg.lr_find_iters} batches ({cfg.lr_find_stage})",
                         data={"stage": "lr_find", "step": 0})
         self.sink.in_fit = True
         try:
-            lrs, losses, sugg = training.find_lr(learn, cfg.lr_find_iters)
+            lrs, losses, sugg = stages.find_lr(learn, cfg.lr_find_iters)
         finally:
             self.sink.in_fit = False
         if rep.cancelled_fit or self.sink.stop:

@@ -2,17 +2,18 @@
 
 Stage 1 (pretrain) and stage 2 (LM fine-tuning) are `language_model_learner` + one-cycle phases; stage 3 is
 `text_classifier_learner` on the LM's vocab with the LM's encoder, gradual unfreezing (`freeze_to(-2)`, `(-3)`,
-`unfreeze`) and discriminative learning rates `slice(lr / 2.6**4, lr)`. Nothing here knows about the run store:
-the worker (`ulmfit_demo.runs.worker`) wires these functions to a callback, checkpoints and the store, and the
-benchmark calls them directly.
+`unfreeze`) and discriminative learning rates `slice(lr / 2.6**4, lr)`. Nothing here knows about the run store,
+and nothing here imports `ulmfit_demo.runs`: the worker (`runs/job.py`) wires these functions to a callback,
+checkpoints and the store, and the benchmark and the starter-LM build call them directly.
 
-Texts are tokenized once (word tokens are cached on disk by `tokcache`) and fed to fastai's own `Numericalize`,
-`LMDataLoader` and `SortedDL`: the same transforms `TextBlock` builds, minus re-tokenizing on every run.
-fastai is imported inside functions: pages import `presets`, which must stay light, and may import this module.
+Texts are tokenized once (`tokens`: word tokens are cached on disk by `tokcache`) and fed to fastai's own
+`Numericalize`, `LMDataLoader` and `SortedDL`: the same transforms `TextBlock` builds, minus re-tokenizing on every
+run. `Tok`, `tokenize_docs` and `train_subword` are re-exported from `tokens`, so a caller drives a run's
+stages through this one module. fastai is imported inside functions: pages import `presets`, which must stay light,
+and may import this module.
 """
 import json
 import math
-import os
 import sys
 from collections import Counter
 from dataclasses import dataclass
@@ -21,7 +22,9 @@ from pathlib import Path
 import pandas as pd
 
 from ulmfit_demo import config
-from ulmfit_demo.presets import Config, ConfigError
+from ulmfit_demo.io import atomic_torch_save
+from ulmfit_demo.train.presets import Config, ConfigError
+from ulmfit_demo.train.tokens import Tok, tokenize_docs, train_subword  # noqa: F401 - re-exported, see above
 
 
 @dataclass(frozen=True)
@@ -102,98 +105,7 @@ def set_threads(cfg: Config) -> None:
         torch.set_num_threads(int(cfg.cpu_threads))
 
 
-# ------------------------------------------------------------------------------------------------------ tokens
-
-class Tok:
-    """The tokenizer of a run: fastai's word tokenizer (spaCy + rules) or a SentencePiece model trained on the run's
-    texts with the same rules. `meta` is what `models.save_learner` records."""
-
-    def __init__(self, kind: str, sp_model: Path | None = None):
-        self.kind, self.sp_model = kind, sp_model
-        self._sp = None
-
-    @property
-    def meta(self) -> dict:
-        if self.kind == "word":
-            return {"kind": "word"}
-        import sentencepiece as spm
-
-        sp = spm.SentencePieceProcessor(model_file=str(self.sp_model))
-        return {"kind": "subword", "vocab_sz": int(sp.get_piece_size()), "sp_model": str(self.sp_model)}
-
-    def tokenize(self, texts: list[str]) -> list[list[str]]:
-        if self.kind == "word":
-            from ulmfit_demo.data.tokcache import word_tokenize
-
-            return word_tokenize(texts)
-        from fastai.text.all import SentencePieceTokenizer, tokenize_texts
-
-        from ulmfit_demo.data.tokcache import MAX_CHARS
-
-        if self._sp is None:
-            self._sp = SentencePieceTokenizer(sp_model=self.sp_model, cache_dir=self.sp_model.parent)
-        return [list(t) for t in tokenize_texts([t[:MAX_CHARS] for t in texts], n_workers=0, tok=self._sp)]
-
-    def detok(self, tokens: list[str]) -> str:
-        "Readable text, written back the way the Generate page writes it (capitals, repeats, punctuation restored)."
-        from ulmfit_demo.text.decode import detokenize
-
-        return detokenize(tokens, subword=self.kind == "subword")
-
-
-def train_subword(texts: list[str], vocab_sz: int, folder: Path) -> Path:
-    """Train SentencePiece (fastai's settings: unigram, fastai's special tokens as user symbols) on `texts` after
-    fastai's rules; the model lands in `folder/spm.model`. An existing model is reused (a resumed run must keep
-    the same pieces its checkpoints were trained on)."""
-    model = Path(folder) / "spm.model"
-    if model.exists():
-        return model
-    from fastai.text.all import SentencePieceTokenizer, defaults, maps
-
-    from ulmfit_demo.data.tokcache import MAX_CHARS
-
-    tmp = Path(folder) / ".training"
-    tmp.mkdir(parents=True, exist_ok=True)
-    sp = SentencePieceTokenizer(vocab_sz=vocab_sz, cache_dir=tmp)
-    raw = tmp / "texts.out"
-    with open(raw, "w", encoding="utf-8") as f:
-        for t in maps(*defaults.text_proc_rules, [t[:MAX_CHARS] for t in texts]):
-            for line in _chunks(t):
-                f.write(line + "\n")
-    trained = sp.train(raw)
-    os.replace(trained, model)  # only a complete model gets the final name
-    if (tmp / "spm.vocab").exists():
-        os.replace(tmp / "spm.vocab", Path(folder) / "spm.vocab")
-    return model
-
-
-def _chunks(text: str, limit: int = 2000):
-    "Lines of at most `limit` characters: SentencePiece silently skips longer ones (a Wikipedia article is one)."
-    for line in text.split("\n"):
-        cur = ""
-        for w in line.split(" "):
-            if cur and len(cur) + 1 + len(w) > limit:
-                yield cur
-                cur = ""
-            cur = f"{cur} {w}" if cur else w
-        if cur.strip():
-            yield cur
-
-
-def tokenize_docs(docs: pd.DataFrame, cfg: Config, folder: Path, sp_model: Path | None = None) -> tuple[pd.DataFrame, Tok]:
-    """`docs` (text, label, split) plus a `tokens` column. Word tokens come from the on-disk cache shared with the
-    Data page; subword tokens from a SentencePiece model (`sp_model`, or one trained here on these texts)."""
-    docs = docs.reset_index(drop=True)
-    if cfg.tokenizer == "word":
-        from ulmfit_demo.data.tokcache import tokenized
-
-        toks = tokenized(docs[["text", "label", "split"]], max_docs=None)
-        return docs.assign(tokens=toks["tokens"].values), Tok("word")
-    if sp_model is None:
-        sp_model = train_subword(docs["text"].tolist(), cfg.sp_vocab_sz, Path(folder) / "spm")
-    tok = Tok("subword", Path(sp_model))
-    return docs.assign(tokens=tok.tokenize(docs["text"].tolist())), tok
-
+# ------------------------------------------------------------------------------------------------------ data
 
 def lm_split(n: int, valid_pct: float, seed: int) -> tuple[list[int], list[int]]:
     "The seeds' RandomSplitter(valid_pct), seeded: the same texts validate a run and its resumption."
@@ -210,8 +122,6 @@ def build_vocab(token_lists, cfg: Config) -> list[str]:
 
     return make_vocab(Counter(t for ts in token_lists for t in ts), min_freq=cfg.min_freq, max_vocab=cfg.max_vocab)
 
-
-# ------------------------------------------------------------------------------------------------------ data
 
 def lm_dls(df: pd.DataFrame, splits, vocab: list[str], cfg: Config, device: str, bs: int | None = None,
            seq_len: int | None = None):
@@ -429,8 +339,6 @@ def find_lr(learn, num_it: int) -> tuple[list[float], list[float], dict]:
 def save_start_files(folder: Path, learn, vocab: list[str]) -> None:
     """What later runs start from: the full LM state dict (stage 1 -> stage 2 via `pretrained='run:<id>'`), the
     encoder (LM -> classifier) and the vocab, each written atomically."""
-    from ulmfit_demo.runs.checkpoint import atomic_torch_save
-
-    atomic_torch_save(lm_state(learn), Path(folder) / "lm_model.pth", count=False)
-    atomic_torch_save(encoder_state(learn), Path(folder) / "lm_encoder.pth", count=False)
+    atomic_torch_save(lm_state(learn), Path(folder) / "lm_model.pth")
+    atomic_torch_save(encoder_state(learn), Path(folder) / "lm_encoder.pth")
     config.atomic_write(Path(folder) / "vocab.json", json.dumps(list(vocab)))

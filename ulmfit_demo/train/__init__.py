@@ -1,0 +1,11 @@
+"""Training: the ULMFiT stages as plain functions over fastai Learners, and what they start from.
+
+- `presets`: the run config (`Config`) and the presets (ULMFiT, Quick, ...), data shown in the UI and the CLI.
+- `tokens`: a run's tokenizer (word or SentencePiece) and its documents tokenized once.
+- `stages`: DataLoaders, learners, the one-cycle phases with gradual unfreezing, LM samples, the LR finder.
+- `pretrained`: fastai's WikiText-103 weights, found like corpora (cache, mirror, download).
+- `starter`: the starter language model shipped in `assets/` (stage 1 run once, on CPU).
+
+Nothing here imports `ulmfit_demo.runs`: the run machinery calls the stages, never the other way round
+(`tests/test_layout.py` checks it). This file imports nothing, so `presets` stays light for pages.
+"""

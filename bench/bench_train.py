@@ -2,7 +2,7 @@
 
 plain: DataBlock(TextBlock.from_df(is_lm=True), RandomSplitter(0.1)) + language_model_learner + fit_one_cycle,
        bars off: the seeds' code path on a DataFrame.
-app:   the worker's own code (`runs.worker.Job.run_phases`): the store callback writing metrics, heartbeat and
+app:   the worker's own code (`runs.job.Job.run_phases`): the store callback writing metrics, heartbeat and
        cancel checks, a checkpoint written atomically after the epoch and the LM sample, to a real run store.
 
 Both time whole `fit` calls (training + validation, plus the app's per-epoch checkpoint and sample) and count
@@ -48,7 +48,7 @@ def main():
     from ulmfit_demo import system
     from ulmfit_demo.train import presets, stages
     from ulmfit_demo.data import corpora
-    from ulmfit_demo.runs import store, worker
+    from ulmfit_demo.runs import job as runjob, store, worker
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -93,7 +93,7 @@ def main():
         rid = store.create_run("lm", cfg.to_dict(), preset="bench", corpus=args.dataset, foreground=True,
                                pid=os.getpid())
         assert store.claim(rid, os.getpid())
-        job = worker.Job(store.get(rid), worker.StoreSink(rid))
+        job = runjob.Job(store.get(rid), worker.StoreSink(rid))
         job.device_type, job.device = dev, f"bench · {prec}"
         job.docs, job.tok, job.src, job.clas_frame, job.total_steps = docs_tok, tok, None, None, None
         dls, vocab = job.lm_data()

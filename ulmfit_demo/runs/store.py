@@ -6,6 +6,9 @@ phase, epoch, step, split, name, value, time) and `events` (run, time, level, ki
 samples, warnings, checkpoints. Every write is a short transaction; read-modify-write ones use `BEGIN IMMEDIATE` so
 two processes never both think they claimed the same run, and WAL + a long busy timeout let readers and one writer
 proceed together without "database is locked".
+
+A little over 400 lines on purpose: the schema and every query against it stay in one file, so a change to a
+column, a status or a transaction is made and reviewed in one place.
 """
 import json
 import os

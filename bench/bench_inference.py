@@ -62,8 +62,8 @@ def main() -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     from ulmfit_demo import models
-    from ulmfit_demo.models import inference
     from ulmfit_demo.data import corpora
+    from ulmfit_demo.models import inference
 
     mid = args.model or build_model(args.size)
     texts = corpora.load("imdb_sample").df["text"].tolist()[: args.n]

@@ -46,9 +46,9 @@ def main():
                                  language_model_learner, set_seed)
 
     from ulmfit_demo import system
-    from ulmfit_demo.train import presets, stages
     from ulmfit_demo.data import corpora
     from ulmfit_demo.runs import job as runjob, store, worker
+    from ulmfit_demo.train import presets, stages
 
     if args.threads:
         torch.set_num_threads(args.threads)

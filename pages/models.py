@@ -8,8 +8,8 @@ import pandas as pd
 import streamlit as st
 
 from ulmfit_demo import models
-from ulmfit_demo.models import interpret
 from ulmfit_demo.data import corpora
+from ulmfit_demo.models import interpret
 from ulmfit_demo.ui import common as ui
 from ulmfit_demo.ui import model_widgets as mw
 

@@ -5,8 +5,8 @@ import html
 import streamlit as st
 
 from ulmfit_demo import models
-from ulmfit_demo.models import inference
 from ulmfit_demo.data import corpora, uploads
+from ulmfit_demo.models import inference
 from ulmfit_demo.text import decode
 from ulmfit_demo.ui import common as ui
 from ulmfit_demo.ui import model_widgets as mw

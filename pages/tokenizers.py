@@ -3,9 +3,9 @@ import html
 
 import streamlit as st
 
+from ulmfit_demo import text as tk
 from ulmfit_demo.data import corpora, tokcache
 from ulmfit_demo.ui import common as ui
-from ulmfit_demo import text as tk
 
 MAX_CHIPS = 1500  # tokens drawn per row of chips; the counts above them always cover all tokens
 DIFF_CHARS = 2500  # characters of text shown per rule in the trace

@@ -7,11 +7,11 @@ import html
 
 import streamlit as st
 
-from ulmfit_demo.train import presets, pretrained
 from ulmfit_demo.data import corpora
-from ulmfit_demo.ui import common as ui
-from ulmfit_demo.train.presets import ConfigError
 from ulmfit_demo.runs import launcher, store, views
+from ulmfit_demo.train import presets, pretrained
+from ulmfit_demo.train.presets import ConfigError
+from ulmfit_demo.ui import common as ui
 
 ui.setup_page("Train", ":material/model_training:")
 st.caption("ULMFiT in three steps: a language model learns general English (stage 1, usually downloaded), is "

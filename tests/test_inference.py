@@ -9,9 +9,9 @@ import pytest
 import tiny_models
 
 from ulmfit_demo import models
-from ulmfit_demo.models import inference, interpret
-from ulmfit_demo.data import corpora as datasets
 from ulmfit_demo.cli import main
+from ulmfit_demo.data import corpora as datasets
+from ulmfit_demo.models import inference, interpret
 
 
 @pytest.fixture

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from ulmfit_demo.train import presets
 from ulmfit_demo.data import corpora as datasets, uploads
-from ulmfit_demo.train.presets import ConfigError
 from ulmfit_demo.runs import launcher, store, views
+from ulmfit_demo.train import presets
+from ulmfit_demo.train.presets import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -111,7 +111,8 @@ def test_worker_runs_ulmfit_to_a_saved_model_and_second_start_waits():
 def test_pages_side_never_imports_fastai_and_worker_never_imports_streamlit():
     code = ("import sys; import ulmfit_demo.runs.launcher, ulmfit_demo.runs.views, ulmfit_demo.train.presets, "
             "ulmfit_demo.train.pretrained; assert 'fastai' not in sys.modules and 'torch' not in sys.modules; "
-            "import ulmfit_demo.runs.worker, ulmfit_demo.runs.callback, ulmfit_demo.train.stages, ulmfit_demo.cli.train; "
+            "import ulmfit_demo.runs.worker, ulmfit_demo.runs.callback, ulmfit_demo.train.stages, "
+            "ulmfit_demo.cli.train; "
             "assert 'streamlit' not in sys.modules; print('ok')")
     p = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120,
                        env=dict(os.environ, PYTHONPATH=str(REPO)))

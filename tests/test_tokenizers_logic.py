@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ulmfit_demo.data import corpora as datasets, tokcache, uploads
 from ulmfit_demo import text as tk
+from ulmfit_demo.data import corpora as datasets, tokcache, uploads
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from ulmfit_demo.data import corpora as datasets, uploads
 from ulmfit_demo import text as tk
+from ulmfit_demo.data import corpora as datasets, uploads
 
 TIMEOUT = 240
 PAGE = Path(__file__).resolve().parent.parent / "pages" / "tokenizers.py"

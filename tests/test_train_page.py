@@ -7,8 +7,8 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from ulmfit_demo.train import presets
 from ulmfit_demo.runs import store
+from ulmfit_demo.train import presets
 from test_runs import TINY, ckpt, tiny, wait_final
 from test_training import run_in_process
 

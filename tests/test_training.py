@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from ulmfit_demo import config
-from ulmfit_demo.train import presets, pretrained, stages as training
 from ulmfit_demo.data import corpora as datasets
 from ulmfit_demo.runs import store, views, worker
+from ulmfit_demo.train import presets, pretrained, stages as training
 from test_runs import tiny
 
 

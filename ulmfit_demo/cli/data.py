@@ -2,8 +2,8 @@
 import json
 import sys
 
-from ulmfit_demo.data import corpora
 from ulmfit_demo.cli import Bar, fail
+from ulmfit_demo.data import corpora
 
 
 def register(sub):

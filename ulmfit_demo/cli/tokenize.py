@@ -3,8 +3,8 @@ import json
 import sys
 
 from ulmfit_demo import text as tk
-from ulmfit_demo.data import corpora
 from ulmfit_demo.cli import fail
+from ulmfit_demo.data import corpora
 
 
 def register(sub):

@@ -10,9 +10,9 @@ import signal
 import sys
 import time
 
-from ulmfit_demo.train import presets
-from ulmfit_demo.data import corpora
 from ulmfit_demo.cli import fail
+from ulmfit_demo.data import corpora
+from ulmfit_demo.train import presets
 from ulmfit_demo.train.presets import ConfigError
 
 

@@ -349,8 +349,8 @@ class Job:
         import torch
         from fastai.torch_core import set_seed
 
-        from ulmfit_demo.train import stages
         from ulmfit_demo.runs.callback import RunReporter
+        from ulmfit_demo.train import stages
 
         cfg = self.cfg
         set_seed(cfg.seed, reproducible=True)

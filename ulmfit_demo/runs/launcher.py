@@ -14,10 +14,10 @@ import threading
 import time
 
 from ulmfit_demo import config
-from ulmfit_demo.train import presets
 from ulmfit_demo.data import corpora
-from ulmfit_demo.train.presets import Config, ConfigError
 from ulmfit_demo.runs import store
+from ulmfit_demo.train import presets
+from ulmfit_demo.train.presets import Config, ConfigError
 
 # A cancel flag is checked about once a second inside training; a worker that has not stopped this long after the
 # flag (stuck in I/O, say) gets SIGTERM for its process group, and SIGKILL after three times as long.

@@ -4,7 +4,8 @@ beside them, and everything that uses them. One module per job:
 - `registry`: which models exist (list, get, resolve a name or `latest`, rename, delete), ids and the folder format.
 - `arch`: a fastai AWD-LSTM's architecture as JSON (`describe_model`) and back (`build_model`).
 - `checks`: the checks every stored model passes before its weights are used (`load_weights_checked`).
-- `store`: saving a Learner as a model folder (`save_learner`) and rebuilding it (`load` -> `Loaded`).
+- `store`: saving a Learner as a model folder (`save_learner`), or the TF-IDF baseline (`save_baseline`, kind
+  `baseline`), and rebuilding either (`load` -> `Loaded`).
 - `bundle`: the model zip, exported and imported (no code inside, so always safe to import).
 - `fastai_export`: fastai's `learn.export()` pickle, exported for fastai users and imported with `trust=True`.
 - `pickles`: what a pickle would import, read without running it, shown before the trust question.
@@ -28,4 +29,4 @@ from ulmfit_demo.models.pickles import (EXPECTED_BUILTINS, EXPECTED_MODULES, PIC
                                         unexpected_imports)
 from ulmfit_demo.models.registry import (FORMAT, FORMAT_VERSION, KINDS, META, SPM, WEIGHTS, ModelError, delete, get,
                                          list_models, models_dir, read_meta, rename, resolve, stamp)
-from ulmfit_demo.models.store import Loaded, load, save_learner, sp_model_path
+from ulmfit_demo.models.store import Loaded, load, save_baseline, save_learner, sp_model_path

@@ -3,6 +3,7 @@ load it with ULMFiT Studio or plain fastai (`export_bundle`); and installing one
 
 A bundle carries no code, so importing one is always safe: only the known members are read, each within size
 limits, and the weights are checked against the metadata (shapes, vocab, architecture) before anything is stored.
+A baseline model's bundle holds its two files instead of the weights, each checked against its recorded sha256.
 """
 import io
 import json
@@ -12,9 +13,9 @@ import zipfile
 from pathlib import Path
 
 from ulmfit_demo import config
-from ulmfit_demo.models.checks import _check_meta, load_weights_checked
+from ulmfit_demo.models.checks import _check_meta, baseline_files, load_baseline_checked, load_weights_checked
 from ulmfit_demo.models.registry import META, SPM, WEIGHTS, ModelError, _check_id, models_dir, read_meta
-from ulmfit_demo.models.store import _save_model
+from ulmfit_demo.models.store import _save_baseline, _save_model
 
 BUNDLE_README = "README.md"
 
@@ -64,18 +65,58 @@ classifier read `meta["labels"]` in output order.
 """
 
 
+def _baseline_readme(meta: dict) -> str:
+    from ulmfit_demo.judge import baseline
+
+    j, w = baseline.JSON_NAME, baseline.WEIGHTS_NAME
+    return f"""# {meta['name']}
+
+A TF-IDF + logistic-regression baseline (scikit-learn) exported from ULMFiT Studio. Model id `{meta['id']}`, fitted
+on `{meta.get('corpus')}`, labels {', '.join(meta['labels'])}.
+
+Files: `{j}` (the TF-IDF vocabulary, idf, labels and settings), `{w}` (the logistic regression's coef and intercept,
+safetensors: no code inside), `{META}` (metadata, metrics, sha256 of each file).
+
+## With ULMFiT Studio
+
+    python -m ulmfit_demo models import this_bundle.zip
+    python -m ulmfit_demo predict --model <the id it prints> --text "A wonderful film." --json
+
+## With numpy and scikit-learn
+
+```python
+import json, numpy as np
+from safetensors.numpy import load_file
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+b = json.load(open("{j}")); p = b["params"]; w = load_file("{w}")
+vec = TfidfVectorizer(ngram_range=tuple(p["ngram_range"]), token_pattern=p["token_pattern"],
+                      sublinear_tf=p["sublinear_tf"], vocabulary=b["vocabulary"]).fit([""])
+vec.idf_ = np.array(b["idf"])
+d = vec.transform(["A wonderful film."]) @ w["coef"].T + w["intercept"]
+# two labels: d > 0 means b["labels"][1]; more labels: argmax of d
+```
+"""
+
+
 def export_bundle(model_id: str, out: Path) -> Path:
     "A zip with the weights, metadata and a README; written atomically to `out`."
     meta = read_meta(_check_id(model_id))
     folder = models_dir() / model_id
-    load_weights_checked(folder, meta, f"Model {model_id}")  # never hand out a damaged model
+    if meta.get("kind") == "baseline":
+        load_baseline_checked(folder, meta, f"Model {model_id}")  # never hand out a damaged model
+        files = list(baseline_files())
+    else:
+        load_weights_checked(folder, meta, f"Model {model_id}")
+        files = [WEIGHTS]
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        z.write(folder / WEIGHTS, WEIGHTS)
+        for f in files:
+            z.write(folder / f, f)
         z.write(folder / META, META)
         if (folder / SPM).is_file():
             z.write(folder / SPM, SPM)
-        z.writestr(BUNDLE_README, _readme(meta))
+        z.writestr(BUNDLE_README, _baseline_readme(meta) if meta.get("kind") == "baseline" else _readme(meta))
     return config.atomic_write(Path(out), buf.getvalue())
 
 
@@ -97,11 +138,10 @@ def import_bundle(data: bytes | Path, name: str | None = None) -> str:
                          "option instead.") from None
     with z:
         members = {i.filename: i for i in z.infolist()}
-        for need in (META, WEIGHTS):
-            if need not in members:
-                raise ModelError(f"The bundle has no {need}: it was not exported by ULMFiT Studio. Files in it: "
-                                 f"{', '.join(list(members)[:10]) or 'none'}.")
-        for m in (META, WEIGHTS, SPM):
+        if META not in members:
+            raise ModelError(f"The bundle has no {META}: it was not exported by ULMFiT Studio. Files in it: "
+                             f"{', '.join(list(members)[:10]) or 'none'}.")
+        for m in (META, WEIGHTS, SPM, *baseline_files()):
             if m in members and members[m].file_size > MAX_BUNDLE_MEMBER:
                 raise ModelError(f"{m} in the bundle is {members[m].file_size:,} bytes: too large to be a model.")
         if members[META].file_size > MAX_META_BYTES:
@@ -113,15 +153,27 @@ def import_bundle(data: bytes | Path, name: str | None = None) -> str:
         if not isinstance(meta, dict):
             raise ModelError(f"{META} in the bundle is not a JSON object.")
         _check_meta(meta, "The bundle")
+        is_base = meta["kind"] == "baseline"
+        for need in (baseline_files() if is_base else (WEIGHTS,)):
+            if need not in members:
+                raise ModelError(f"The bundle has no {need}: it was not exported by ULMFiT Studio. Files in it: "
+                                 f"{', '.join(list(members)[:10]) or 'none'}.")
         with tempfile.TemporaryDirectory(dir=models_dir(), prefix=".import-") as td:
             td = Path(td)
             try:
-                for m in (WEIGHTS, SPM):
+                for m in (baseline_files() if is_base else (WEIGHTS, SPM)):
                     if m in members:
                         with z.open(m) as src, open(td / m, "wb") as dst:
                             shutil.copyfileobj(src, dst)
             except (zipfile.BadZipFile, OSError, EOFError) as e:
                 raise ModelError(f"The bundle is damaged ({e}).") from None
+            if is_base:
+                base = load_baseline_checked(td, meta, "The bundle")
+                return _save_baseline(base, name=name or meta.get("name") or "imported baseline",
+                                      corpus=meta.get("corpus"), run_id=meta.get("run_id"),
+                                      metrics=meta.get("metrics") or {},
+                                      extra=dict(meta.get("training") or {}, imported_from=meta.get("id")),
+                                      calibration=meta.get("calibration"), judge=meta.get("judge"), source="bundle")
             tok = meta["tokenizer"]
             if tok.get("kind") == "subword" and not (td / SPM).is_file():
                 raise ModelError(f"The bundle holds a subword model but not its SentencePiece file ({SPM}).")

@@ -25,6 +25,9 @@ def _check_meta(meta: dict, where: str) -> None:
                          f"{meta.get('format_version')}); update this app to load it.")
     if meta.get("kind") not in KINDS:
         raise ModelError(f"{where} has an unknown kind {meta.get('kind')!r}.")
+    if meta["kind"] == "baseline":
+        _check_baseline_meta(meta, where)
+        return
     for k in ("model", "vocab", "tokenizer"):
         if k not in meta:
             raise ModelError(f"{where} has incomplete metadata: '{k}' is missing.")
@@ -79,3 +82,55 @@ def load_weights_checked(folder: Path, meta: dict, where: str, verify_hash: bool
     model.eval()
     model.reset()
     return model
+
+
+# ----------------------------------------------------------------------------------------------------------- baseline
+
+def baseline_files() -> tuple[str, ...]:
+    "The files of a baseline model, as `judge.baseline.Baseline.save` writes them."
+    from ulmfit_demo.judge import baseline
+
+    return (baseline.JSON_NAME, baseline.WEIGHTS_NAME)
+
+
+def _check_baseline_meta(meta: dict, where: str) -> None:
+    if len(meta.get("labels") or []) < 2:
+        raise ModelError(f"{where} is a baseline without its labels in the metadata.")
+    files = meta.get("files")
+    # Exactly the baseline's own file names: metadata must never name a path of its choosing.
+    if not isinstance(files, dict) or set(files) != set(baseline_files()):
+        raise ModelError(f"{where} has incomplete metadata: 'files' must list {', '.join(baseline_files())} with "
+                         f"their sha256 and size.")
+    for name, f in files.items():
+        if not isinstance(f, dict) or not isinstance(f.get("sha256"), str) or not isinstance(f.get("bytes"), int):
+            raise ModelError(f"{where} has incomplete metadata: the sha256 or size of {name} is missing.")
+
+
+def load_baseline_checked(folder: Path, meta: dict, where: str, verify_hash: bool = True):
+    """The `judge.baseline.Baseline` stored in `folder`, after checking each of its files against the size and sha256
+    recorded in `meta` (and its labels against the metadata's)."""
+    from ulmfit_demo.judge import baseline
+
+    _check_meta(meta, where)
+    if meta["kind"] != "baseline":
+        raise ModelError(f"{where} is a {meta['kind'].replace('_', ' ')}, not a baseline.")
+    for name, f in meta["files"].items():
+        p = folder / name
+        if not p.is_file():
+            raise ModelError(f"{where}: the baseline file {name} is missing. Train or import the model again.")
+        size = p.stat().st_size
+        if size != f["bytes"]:
+            raise ModelError(f"{where}: the baseline file {name} is {size:,} bytes but should be {f['bytes']:,}: it "
+                             f"is truncated or damaged. Train or import the model again; nothing else was changed.")
+        if verify_hash and _sha256(p) != f["sha256"]:
+            raise ModelError(f"{where}: the baseline file {name} is damaged (its checksum does not match the one "
+                             f"recorded when it was saved). Train or import the model again; nothing else was "
+                             f"changed.")
+    try:
+        base = baseline.load(folder)
+    except ValueError as e:
+        raise ModelError(f"{where}: {e}.") from None
+    if [str(x) for x in base.labels] != [str(x) for x in meta["labels"]]:
+        raise ModelError(f"{where}: the baseline's labels {base.labels} are not the metadata's {meta['labels']}: "
+                         f"its files do not belong together. Train or import the model again.")
+    return base

@@ -43,6 +43,9 @@ def _fastai_learner(loaded: Loaded):
 def export_fastai(model_id: str, out: Path) -> Path:
     "fastai's `learn.export()` pickle of the model, for fastai users (`load_learner(out)`); written atomically."
     loaded = load(model_id)
+    if loaded.kind == "baseline":
+        raise ModelError(f"{loaded.meta['name']!r} is a TF-IDF + logistic-regression baseline (scikit-learn), not a "
+                         f"fastai model: it has no fastai export. Export it as a bundle (.zip) instead.")
     learn = _fastai_learner(loaded)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

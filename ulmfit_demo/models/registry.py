@@ -17,7 +17,8 @@ from pathlib import Path
 
 from ulmfit_demo import config
 
-KINDS = ("language_model", "classifier")
+# "baseline": the TF-IDF + logistic-regression yardstick (`judge.baseline`), stored and used like any classifier.
+KINDS = ("language_model", "classifier", "baseline")
 FORMAT = "ulmfit-studio-model"
 FORMAT_VERSION = 1
 WEIGHTS = "weights.safetensors"
@@ -170,7 +171,7 @@ def _check_name(name: str) -> str:
 
 
 def _new_id(kind: str) -> str:
-    prefix = {"language_model": "lm", "classifier": "clas"}[kind]
+    prefix = {"language_model": "lm", "classifier": "clas", "baseline": "base"}[kind]
     return f"{prefix}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
 
 

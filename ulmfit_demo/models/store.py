@@ -3,7 +3,9 @@ metadata (`save_learner`), and rebuilt from them (`load` returns a `Loaded`). No
 
 A folder is written under a temp name and renamed into place, so a reader never sees half a model; then it is
 registered. Loading rebuilds the AWD-LSTM from the stored architecture and fills it from safetensors after
-`checks.load_weights_checked`: nothing is ever unpickled, so a model file cannot run code.
+`checks.load_weights_checked`: nothing is ever unpickled, so a model file cannot run code. The TF-IDF baseline is a
+model too (`save_baseline`, kind `baseline`): its own JSON + safetensors files, hashed in the metadata and checked by
+`checks.load_baseline_checked` before `judge.baseline.load` reads them.
 """
 import json
 import os
@@ -124,12 +126,65 @@ def _save_model(model, *, kind, name, corpus, run_id, arch, vocab, labels, token
     return model_id
 
 
+def save_baseline(baseline, *, name: str, corpus: str, run_id: str | None = None, metrics: dict | None = None,
+                  extra: dict | None = None, calibration: dict | None = None, judge: dict | None = None) -> str:
+    """Save a fitted `judge.baseline.Baseline` as a model of kind `baseline` and register it; returns the model id.
+    Its files are the baseline's own (JSON + safetensors, no pickle), each recorded with its sha256 and size.
+    `calibration` (temperature, reliability tables) and `judge` land in the metadata as for a classifier."""
+    return _save_baseline(baseline, name=name, corpus=corpus, run_id=run_id, metrics=metrics or {},
+                          extra=extra or {}, calibration=calibration, judge=judge, source="trained")
+
+
+def _save_baseline(baseline, *, name, corpus, run_id, metrics, extra, calibration, judge, source,
+                   created=None) -> str:
+    import platform
+
+    import sklearn
+
+    from ulmfit_demo.models.checks import baseline_files
+
+    name = _check_name(name)
+    labels = [str(x) for x in baseline.labels]
+    if len(labels) < 2:
+        raise ModelError(f"A baseline needs at least two labels, got {labels}.")
+    model_id = _new_id("baseline")
+    final = models_dir() / model_id
+    tmp = Path(tempfile.mkdtemp(dir=models_dir(), prefix=f".{model_id}."))
+    try:
+        baseline.save(tmp)
+        files = {}
+        for fname in baseline_files():
+            with open(tmp / fname, "rb+") as f:
+                os.fsync(f.fileno())
+            files[fname] = {"sha256": _sha256(tmp / fname), "bytes": (tmp / fname).stat().st_size}
+        p = baseline.params or {}
+        tok = {"kind": "tfidf", "lowercase": True, "token_pattern": p.get("token_pattern"),
+               "ngram_range": p.get("ngram_range"), "min_df": p.get("min_df"), "sublinear_tf": p.get("sublinear_tf"),
+               "n_terms": len(baseline.vectorizer.vocabulary_)}
+        meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "id": model_id, "name": name, "kind": "baseline",
+                "corpus": corpus, "run_id": run_id, "created": created or _now(), "source": source,
+                "model": {"type": "tfidf-logreg", "params": _jsonable(p)}, "labels": labels, "tokenizer": _jsonable(tok),
+                "metrics": _jsonable(metrics), "training": _jsonable(extra),
+                "versions": {"sklearn": sklearn.__version__, "python": platform.python_version()}, "files": files}
+        if calibration is not None:
+            meta["calibration"] = _jsonable(calibration)
+        if judge is not None:
+            meta["judge"] = _jsonable(judge)
+        _fsync_write_json(tmp / META, meta)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _register(meta, _folder_size(final))
+    return model_id
+
+
 @dataclass
 class Loaded:
     "A model rebuilt from disk, in eval mode, with what inference needs to tokenize and read its outputs."
     id: str
     meta: dict
-    model: Any  # fastai SequentialRNN
+    model: Any  # fastai SequentialRNN; for kind `baseline` a `judge.baseline.Baseline`
     vocab: list[str]
     labels: list[str]
     o2i: dict = field(repr=False, default_factory=dict)
@@ -146,6 +201,11 @@ def load(model_id: str) -> Loaded:
     get(model_id)
     folder = models_dir() / model_id
     meta = read_meta(model_id)
+    if meta.get("kind") == "baseline":  # TF-IDF + logistic regression: its files are hashed and checked first
+        from ulmfit_demo.models.checks import load_baseline_checked
+
+        base = load_baseline_checked(folder, meta, f"Model {meta.get('name', model_id)!r} ({model_id})")
+        return Loaded(id=model_id, meta=meta, model=base, vocab=[], labels=list(base.labels), folder=folder)
     model = load_weights_checked(folder, meta, f"Model {meta.get('name', model_id)!r} ({model_id})")
     vocab = meta["vocab"]
     return Loaded(id=model_id, meta=meta, model=model, vocab=vocab, labels=meta.get("labels") or [],

@@ -35,7 +35,8 @@ def register(sub):
     q.set_defaults(func=cmd_delete)
 
     q = sub.add_parser("predict", help="sentiment of a text, or of every row of a CSV")
-    q.add_argument("--model", default="latest", help="id, name, or 'latest' classifier (default)")
+    q.add_argument("--model", default="latest",
+                   help="id or name of a classifier or baseline, or 'latest' classifier (default)")
     src = q.add_mutually_exclusive_group(required=True)
     src.add_argument("--text")
     src.add_argument("--csv", help="input CSV; needs --text-col and --out")
@@ -111,11 +112,25 @@ def cmd_delete(args):
     print(f"deleted {mid}")
 
 
+def _resolve_sentiment(ref: str) -> str:
+    "A classifier, or a baseline (which predicts just as one does); `latest` is the newest classifier."
+    try:
+        return models.resolve(ref, "classifier")
+    except models.ModelError:
+        if ref == "latest":
+            raise
+        try:
+            return models.resolve(ref, "baseline")
+        except models.ModelError:
+            pass
+        raise
+
+
 def cmd_predict(args):
     from ulmfit_demo.models import inference
 
     try:
-        mid = models.resolve(args.model, "classifier")
+        mid = _resolve_sentiment(args.model)
         if args.text is not None:
             res = inference.predict(mid, args.text)
             if args.json:
@@ -151,7 +166,14 @@ def cmd_generate(args):
     from ulmfit_demo.models import inference
 
     try:
-        mid = models.resolve(args.model, "language_model")
+        try:
+            mid = models.resolve(args.model, "language_model")
+        except models.ModelError:
+            if args.model != "latest" and any(r["id"] == args.model or r["name"] == args.model
+                                              for r in models.list_models("baseline")):
+                raise models.ModelError(f"{args.model!r} is a TF-IDF baseline: a baseline cannot generate text. "
+                                        f"Pick a language model (`models list --kind language_model`).") from None
+            raise
         res = inference.generate(mid, args.prompt, n_words=args.n_words, temperature=args.temperature,
                                  n_samples=args.n_samples, seed=args.seed)
     except models.ModelError as e:

@@ -2,7 +2,8 @@
 language model. Pages, the CLI and the benchmarks call this module for all of it (`inference.generate` included).
 
 Each call takes the model's runner (`runners`: loaded once per process, used under its lock) and resets the model's
-hidden state first. Pages import this module: fastai and torch are imported inside functions.
+hidden state first. Pages import this module: fastai and torch are imported inside functions. A baseline model
+(kind `baseline`, TF-IDF + logistic regression) answers the same calls from raw text, with no tokenizer or lock.
 """
 import math
 from typing import Any, Callable
@@ -117,6 +118,9 @@ def predict(model, text: str) -> dict:
     r = runner(model)
     _need(r, "classifier")
     text, cut = check_text(text)
+    if r.kind == "baseline":
+        p = _baseline_probs(r, [text])[0]
+        return {**_verdict(r, p), "n_tokens": len(_baseline_words(r, text)), "truncated": cut}
     with r.lock:
         toks = tokenize(r, [text])[0]
         p = _class_probs(r, [numericalize(r, toks)])[0]
@@ -142,9 +146,12 @@ def predict_batch(model, texts: list[str], progress: Callable[[int, int], None] 
     probs: list = []
     step = PROGRESS_STEP if progress else max(len(kept), 1)
     for k in range(0, len(kept), step):
-        with r.lock:
-            seqs = [numericalize(r, toks) for toks in tokenize(r, kept[k:k + step])]
-            probs.extend(_class_probs(r, seqs))
+        if r.kind == "baseline":
+            probs.extend(_baseline_probs(r, kept[k:k + step]))
+        else:
+            with r.lock:
+                seqs = [numericalize(r, toks) for toks in tokenize(r, kept[k:k + step])]
+                probs.extend(_class_probs(r, seqs))
         if progress:
             progress(min(k + step, len(kept)), len(kept))
     for j, i in enumerate(todo):
@@ -154,10 +161,14 @@ def predict_batch(model, texts: list[str], progress: Callable[[int, int], None] 
 
 def attributions(model, text: str) -> dict:
     """Per-word scores by occlusion (see ATTRIBUTION_METHOD): `{"label", "prob", "method", "words": [{"text",
-    "score"}], "scored": n, "n_words": N}`. Positive scores pushed towards the verdict."""
+    "score"}], "scored": n, "n_words": N}`. Positive scores pushed towards the verdict. For a baseline model the
+    scores are its linear weights instead (see BASELINE_ATTRIBUTION_METHOD), in the same shape, with `scale`
+    'logit'."""
     r = runner(model)
     _need(r, "classifier")
     text, cut = check_text(text)
+    if r.kind == "baseline":
+        return _baseline_attributions(r, text, cut)
     with r.lock:
         toks = tokenize(r, [text])[0]
         ids = numericalize(r, toks)
@@ -175,6 +186,47 @@ def attributions(model, text: str) -> dict:
     return {"label": r.labels[c], "prob": base, "probs": {lab: float(probs[0][i]) for i, lab in enumerate(r.labels)},
             "method": ATTRIBUTION_METHOD, "words": words, "scored": len(scored), "n_words": len(units),
             "truncated": cut}
+
+
+# ----------------------------------------------------------------------------------------------------------- baseline
+
+BASELINE_ATTRIBUTION_METHOD = ("Linear weights: each word's score is its share of the TF-IDF x logistic-regression "
+                               "weight behind the verdict (a two-word phrase's weight is split between its two "
+                               "words); words the baseline never saw in training score 0.")
+
+
+def _baseline_probs(r: Runner, texts: list[str]):
+    """(n, k) probabilities of a baseline model, scaled by the temperature fitted when it was judged (as
+    `_class_probs` does for an AWD-LSTM). Stateless and thread-safe: no lock needed."""
+    from ulmfit_demo.judge import calibration
+
+    temp = float((r.loaded.meta.get("calibration") or {}).get("temperature") or 1.0)
+    return calibration.apply_temperature(r.loaded.model.logits(texts), temp)
+
+
+def _baseline_words(r: Runner, text: str) -> list:
+    "The words the baseline reads in `text` (regex matches of its TF-IDF token pattern)."
+    import re
+
+    return list(re.finditer(r.loaded.model.vectorizer.token_pattern, text))
+
+
+def _baseline_attributions(r: Runner, text: str, cut: bool) -> dict:
+    """`attributions` for a baseline: each word with its `word_weights` score. A word is shown with the punctuation
+    that follows it (up to the next word), so the coloured review reads like the text that was typed."""
+    base = r.loaded.model
+    p = _baseline_probs(r, [text])[0]
+    c = int(p.argmax())
+    spans = [m.span() for m in _baseline_words(r, text)]
+    weights = base.word_weights(text)  # same pattern, same text: one (surface, score) per span, in order
+    words = []
+    for k, ((a, _), (surface, score)) in enumerate(zip(spans, weights)):
+        start = 0 if k == 0 else a
+        end = spans[k + 1][0] if k + 1 < len(spans) else len(text)
+        words.append({"text": text[start:end].strip(), "score": float(score), "tokens": [surface.lower()]})
+    return {"label": r.labels[c], "prob": float(p[c]), "probs": {lab: float(p[i]) for i, lab in enumerate(r.labels)},
+            "method": BASELINE_ATTRIBUTION_METHOD, "words": words, "scored": len(words), "n_words": len(words),
+            "truncated": cut, "scale": "logit"}
 
 
 # ----------------------------------------------------------------------------------------------------------- CSV

@@ -30,7 +30,7 @@ class InferenceError(ModelError):
 class Runner:
     "A loaded model with its tokenizer and a lock; one per model per process."
     loaded: Loaded
-    tok: Any  # a callable: list[str] -> iterator of token lists
+    tok: Any  # a callable: list[str] -> iterator of token lists (None for a baseline, which reads raw text)
     subword: bool
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -92,7 +92,8 @@ def runner(model) -> Runner:
             _CACHE.move_to_end(model)
             return hit[1]
     loaded = load(model)
-    tok, subword = _make_tokenizer(loaded)
+    # A baseline reads raw text with its own TF-IDF vectorizer: no fastai tokenizer to build.
+    tok, subword = (None, False) if loaded.kind == "baseline" else _make_tokenizer(loaded)
     r = Runner(loaded, tok, subword)
     with _CACHE_LOCK:
         _CACHE[model] = (stamp, r)
@@ -108,6 +109,12 @@ def forget(model_id: str) -> None:
 
 
 def _need(r: Runner, kind: str) -> None:
+    "Refuse a model of the wrong kind. A baseline does whatever a classifier does (`kind` 'classifier'), no more."
+    if kind == "classifier" and r.kind == "baseline":
+        return
+    if kind == "language_model" and r.kind == "baseline":
+        raise InferenceError(f"Model {r.meta['name']!r} is a TF-IDF baseline: a baseline cannot generate text. "
+                             f"Pick a language model.")
     if r.kind != kind:
         what = "a sentiment classifier" if kind == "classifier" else "a language model"
         raise InferenceError(f"Model {r.meta['name']!r} is a {r.kind.replace('_', ' ')}; this needs {what}.")

@@ -2,7 +2,9 @@
 
 `train` writes to the same store as the page, so the page shows CLI runs live too. It waits its turn if another
 run is going (one job at a time). With `--json` stdout is one JSON document:
-`{"run_id", "status", "model_id", "metrics": {...}, "error"}`; progress and fastai's table go to stderr.
+`{"run_id", "status", "model_id", "metrics": {...}, "error"}`; progress and fastai's table go to stderr. With
+`--seeds N` (N > 1) it is `{"runs": [one such document per run], "summary": {metric: {"mean", "std", "min", "max",
+"n"}}}`.
 """
 import json
 import os
@@ -23,6 +25,9 @@ def register(sub):
     p.add_argument("--kind", default="ulmfit", choices=list(presets.KINDS), help="what to train (default ulmfit)")
     p.add_argument("--set", action="append", default=[], metavar="KNOB=VALUE",
                    help="override a knob, e.g. --set bs=16 --set lm_lr=1e-3 (values are JSON; repeatable)")
+    p.add_argument("--seeds", type=int, default=1, metavar="N",
+                   help="N runs one after another that differ only by seed (seed, seed+1, ...), then the mean, std, "
+                        "min and max of their figures (default 1: one run, printed as usual)")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     p.set_defaults(func=cmd_train)
 
@@ -84,7 +89,7 @@ class _Bar:
 
 
 def cmd_train(args):
-    from ulmfit_demo.runs import launcher, store, worker
+    from ulmfit_demo.runs import launcher
 
     try:
         cfg = presets.preset(args.preset).with_(**parse_overrides(args.set))
@@ -98,6 +103,17 @@ def cmd_train(args):
         launcher.validate(args.kind, cfg, corpus)
     except (ConfigError, corpora.CorpusError) as e:
         return fail(str(e))
+    if args.seeds < 1:
+        return fail(f"--seeds {args.seeds}: give 1 or more runs.")
+    if args.seeds == 1:
+        return _report(args, _train_one(args, cfg, preset_name))
+    return _train_seeds(args, cfg, preset_name)
+
+
+def _train_one(args, cfg, preset_name: str) -> str:
+    "One run in the foreground, to its final status; returns its id."
+    from ulmfit_demo.runs import launcher, store, worker
+
     launcher.startup_check()
     run_id = store.create_run(args.kind, cfg.to_dict(), preset=preset_name, corpus=args.dataset, foreground=True,
                               pid=os.getpid())
@@ -106,7 +122,7 @@ def cmd_train(args):
     while not store.claim(run_id, os.getpid()):
         r = store.get(run_id)
         if r["status"] != store.QUEUED:  # cancelled while waiting
-            return _report(args, run_id)
+            return run_id
         if not told:
             busy = store.running()
             print(f"waiting: run {busy[0]['id'] if busy else '?'} is training (one job at a time)...",
@@ -132,23 +148,55 @@ def cmd_train(args):
     finally:
         bar.newline()
         launcher.start_next()
-    return _report(args, run_id)
+    return run_id
+
+
+def _result(run_id: str) -> dict:
+    from ulmfit_demo.runs import store
+
+    r = store.get(run_id)
+    return {"run_id": run_id, "status": r["status"], "model_id": r["model_id"],
+            "metrics": r["summary"].get("metrics", {}), "error": r["error"]}
+
+
+def _print_result(out: dict) -> None:
+    print(f"{out['run_id']} {out['status']}" + (f" model {out['model_id']}" if out["model_id"] else "")
+          + "".join(f" {k}={v:.4g}" for k, v in out["metrics"].items() if isinstance(v, (int, float))))
+    if out["error"]:
+        print(out["error"], file=sys.stderr)
 
 
 def _report(args, run_id):
     from ulmfit_demo.runs import store
 
-    r = store.get(run_id)
-    out = {"run_id": run_id, "status": r["status"], "model_id": r["model_id"],
-           "metrics": r["summary"].get("metrics", {}), "error": r["error"]}
+    out = _result(run_id)
     if args.json:
         print(json.dumps(out))
     else:
-        print(f"{run_id} {r['status']}" + (f" model {r['model_id']}" if r["model_id"] else "")
-              + "".join(f" {k}={v:.4g}" for k, v in out["metrics"].items() if isinstance(v, (int, float))))
-        if r["error"]:
-            print(r["error"], file=sys.stderr)
-    return 0 if r["status"] == store.SUCCEEDED else 1
+        _print_result(out)
+    return 0 if out["status"] == store.SUCCEEDED else 1
+
+
+def _train_seeds(args, cfg, preset_name: str) -> int:
+    """`--seeds N`: N runs one after another that differ only by `seed` (seed, seed+1, ...), then the mean, std, min
+    and max of their figures. A cancelled run (Ctrl-C) stops the series; a failed one does not."""
+    from ulmfit_demo.runs import store, views
+
+    results = []
+    for i in range(args.seeds):
+        print(f"seed {cfg.seed + i} ({i + 1} of {args.seeds})", file=sys.stderr, flush=True)
+        out = _result(_train_one(args, cfg.with_(seed=cfg.seed + i), preset_name))
+        results.append(out)
+        if not args.json:
+            _print_result(out)
+        if out["status"] == store.CANCELLED:
+            break
+    summary = views.seed_summary([r["metrics"] for r in results if r["status"] == store.SUCCEEDED])
+    if args.json:
+        print(json.dumps({"runs": results, "summary": summary}))
+    else:
+        print(views.seed_table(summary, len(results)))
+    return 0 if results and all(r["status"] == store.SUCCEEDED for r in results) else 1
 
 
 def cmd_list(args):

@@ -27,7 +27,7 @@ CANCEL_GRACE_S = 20.0
 def check_source(cfg: Config, kind: str) -> None:
     "A `pretrained='run:<id>'` must name a run that left a language model of the same shape and tokenizer."
     p = str(cfg.pretrained)
-    if not p.startswith("run:"):
+    if not p.startswith("run:") or kind == "baseline":  # a baseline starts from no weights
         return
     src = store.get(p[4:]) if all(c.isalnum() or c in "-_" for c in p[4:]) and p[4:] else None
     if src is None:

@@ -7,7 +7,8 @@ import pandas as pd
 
 from ulmfit_demo.runs import store
 
-STAGE_NAMES = {"pretrain": "Stage 1 pretraining", "lm": "LM fine-tuning", "clas": "Classifier", "lr_find": "LR finder"}
+STAGE_NAMES = {"pretrain": "Stage 1 pretraining", "lm": "LM fine-tuning", "clas": "Classifier", "lr_find": "LR finder",
+               "baseline": "Baseline (TF-IDF)"}
 BAND_COLORS = ["rgba(76,120,168,0.10)", "rgba(245,133,24,0.10)", "rgba(84,162,75,0.10)", "rgba(178,121,162,0.10)",
                "rgba(228,87,86,0.10)", "rgba(114,183,178,0.10)"]
 # Streamlit markdown for a status: a Material icon (bundled with Streamlit, so it renders without emoji fonts) and
@@ -55,12 +56,60 @@ def best_metric(run: dict) -> str:
     s = run.get("summary") or {}
     if s.get("clas", {}).get("accuracy") is not None:
         return f"accuracy {s['clas']['accuracy']:.3f}"
+    if s.get("baseline", {}).get("accuracy") is not None:
+        return f"accuracy {s['baseline']['accuracy']:.3f}"
     for st in ("lm", "pretrain"):
         if s.get(st, {}).get("perplexity") is not None:
             return f"perplexity {s[st]['perplexity']:.1f}"
     if s.get("lr_suggestion"):
         return f"suggested LR {s['lr_suggestion']:.1e}"
     return ""
+
+
+# The figures a baseline run is judged by, in the order the Train page lists them, with how each is read.
+BASELINE_FIGURES = (("accuracy", "validation accuracy", "{:.1%}"),
+                    ("ece", "calibration error (ECE), after temperature scaling", "{:.3f}"),
+                    ("ece_uncalibrated", "calibration error (ECE), as fitted", "{:.3f}"),
+                    ("temperature", "temperature", "{:.2f}"),
+                    ("ood_accuracy", "accuracy on the out-of-domain sentences", "{:.1%}"),
+                    ("n_train", "training texts", "{:,.0f}"), ("n_valid", "validation texts", "{:,.0f}"),
+                    ("fit_seconds", "seconds to fit", "{:.1f}"))
+
+
+def run_figures(run: dict) -> list[dict]:
+    """A finished run's final figures as rows `{figure, value}`, for runs with no epochs to tabulate (a baseline):
+    what the Train page shows instead of curves."""
+    m = (run.get("summary") or {}).get("metrics") or (run.get("summary") or {}).get("baseline") or {}
+    return [{"figure": what, "value": fmt.format(m[k])} for k, what, fmt in BASELINE_FIGURES
+            if isinstance(m.get(k), (int, float)) and m[k] == m[k]]
+
+
+# Figures summarised over the runs of `train --seeds N`: the ones a classifier or baseline is judged by.
+SEED_METRICS = ("accuracy", "baseline_accuracy", "ece", "ece_uncalibrated", "ood_accuracy")
+
+
+def seed_summary(metrics: list[dict]) -> dict:
+    """`{metric: {"mean", "std", "min", "max", "n"}}` over runs that differ only by seed, for each of
+    `SEED_METRICS` that at least one run recorded. `std` is the sample standard deviation (n - 1), 0 for one run."""
+    out = {}
+    for k in SEED_METRICS:
+        vals = [float(m[k]) for m in metrics if isinstance(m.get(k), (int, float)) and math.isfinite(m[k])]
+        if not vals:
+            continue
+        mean = sum(vals) / len(vals)
+        std = math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)) if len(vals) > 1 else 0.0
+        out[k] = {"mean": mean, "std": std, "min": min(vals), "max": max(vals), "n": len(vals)}
+    return out
+
+
+def seed_table(summary: dict, n_runs: int) -> str:
+    "`seed_summary` as a small text table for the terminal."
+    if not summary:
+        return f"no figures to summarise: none of the {n_runs} runs succeeded"
+    lines = [f"{'over ' + str(n_runs) + ' seeds':<18} {'mean':>8} {'std':>8} {'min':>8} {'max':>8} {'n':>3}"]
+    for k, s in summary.items():
+        lines.append(f"{k:<18} {s['mean']:>8.4f} {s['std']:>8.4f} {s['min']:>8.4f} {s['max']:>8.4f} {s['n']:>3}")
+    return "\n".join(lines)
 
 
 def runs_frame(runs: list[dict]) -> pd.DataFrame:

@@ -66,7 +66,9 @@ def execute(run_id: str, sink: StoreSink | None = None) -> str:
     print(f"== run {run_id} ({run['kind']}, preset {run.get('preset')}, corpus {run['corpus']}) pid {os.getpid()} "
           f"at {time.strftime('%Y-%m-%d %H:%M:%S')}", file=sys.stderr, flush=True)
     try:
-        result = Job(run, sink).execute()
+        job = Job(run, sink)
+        # A baseline run needs none of `execute`'s tokenizing and device set-up: scikit-learn on raw text.
+        result = job.execute_baseline() if run["kind"] == "baseline" else job.execute()
     except (RunCancelled, KeyboardInterrupt):
         store.finish(run_id, store.CANCELLED, error="Cancelled. Checkpoints of finished epochs are kept: Resume "
                                                     "continues from the last one.")

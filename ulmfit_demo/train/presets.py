@@ -18,6 +18,7 @@ KINDS = {
     "clas": "Train a classifier on the encoder of an earlier language-model run",
     "pretrain": "Stage 1: pretrain a language model from scratch on general text",
     "lr_find": "Learning-rate finder: a short sweep that suggests a learning rate",
+    "baseline": "Baseline: TF-IDF + logistic regression on the classifier's split, the yardstick (seconds)",
 }
 
 # fastai's WikiText-103 AWD-LSTM weights only fit this shape (fastai's `awd_lstm_lm_config`).
@@ -206,7 +207,7 @@ def check_config(cfg: Config, kind: str, cuda: bool | None = None) -> list[str]:
 
     # Learning rates and epochs of the stages this kind runs.
     stages = {"ulmfit": ("lm", "clas"), "lm": ("lm",), "clas": ("clas",), "pretrain": ("pretrain",),
-              "lr_find": ()}[kind]
+              "lr_find": (), "baseline": ()}[kind]
     lm_kind = "pretrain" if "pretrain" in stages else "lm"
     if "lm" in stages or "pretrain" in stages:
         phases = _lm_phases(cfg, lm_kind)
@@ -228,6 +229,8 @@ def check_config(cfg: Config, kind: str, cuda: bool | None = None) -> list[str]:
             _check_phase(errs, f"classifier phase {i + 1}", p["epochs"], p["lr"])
         if cfg.clas_phases and all(isinstance(p, dict) and p.get("epochs") == 0 for p in cfg.clas_phases):
             errs.append("The classifier has 0 epochs in total: give at least one phase 1 epoch or more.")
+    if kind == "baseline":
+        return errs  # no language model: the starting weights below do not apply
     # Starting weights.
     arch = {k: getattr(cfg, k) for k in WT103_ARCH}
     if cfg.pretrained == "wt103" and arch != WT103_ARCH and kind != "pretrain":
@@ -278,6 +281,17 @@ def check_corpus(cfg: Config, kind: str, corpus) -> list[str]:
                 errs.append(f"Batch size {cfg.bs} is larger than the {n_train} labelled training texts"
                             f"{' in the sample' if cfg.max_docs else ''} of {corpus.name!r}: the classifier would "
                             f"get no full batch. Use bs {max(1, n_train // 4)} or less, or more texts.")
+    if kind == "baseline":
+        try:
+            clas = corpora.classifier_frame(corpora.Corpus(corpus.name, df))
+        except corpora.CorpusError as e:
+            errs.append(f"{e} The baseline is a classifier too (TF-IDF + logistic regression): it needs the same.")
+        else:
+            train_labels = clas.loc[~clas["is_valid"], "label"].unique()
+            if len(train_labels) < 2:
+                errs.append(f"The training texts{' in the sample' if cfg.max_docs else ''} of {corpus.name!r} have "
+                            f"only the label {train_labels[0]!r}: the baseline needs at least two labels to learn "
+                            f"from. Use more texts, or a corpus whose training split has both.")
     if kind in ("ulmfit", "lm", "pretrain") or (kind == "lr_find" and cfg.lr_find_stage == "lm"):
         if len(df) < 2:
             errs.append(f"{corpus.name!r} has {len(df)} non-empty text(s): a language model needs at least 2 "

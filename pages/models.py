@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from ulmfit_demo import models
+from ulmfit_demo import models, plots
 from ulmfit_demo.data import corpora
 from ulmfit_demo.models import interpret
 from ulmfit_demo.ui import common as ui
@@ -45,6 +45,32 @@ else:
               "bundle": "imported from a bundle", "pkl": "imported from a fastai export (.pkl)"}
     st.caption(f"id `{mid}` (what the CLI's `--model` takes) · {origin.get(row['source'], row['source'])}")
 
+    if row["kind"] in mw.SENTIMENT_KINDS:
+        # How good is it: beside the baseline fitted on the same split, and how far its confidence can be trusted.
+        line = mw.baseline_comparison(row)
+        if line:
+            st.markdown(f"**{html.escape(line)}**")
+        elif row["kind"] == "classifier":
+            st.caption("This classifier was not judged beside a baseline when it was trained, so there is no "
+                       "comparison to show.")
+        cal = models.read_meta(mid).get("calibration") or {}
+        if cal.get("reliability") or cal.get("reliability_uncalibrated"):
+            st.plotly_chart(plots.reliability_figure(cal.get("reliability"), cal.get("reliability_uncalibrated"),
+                                                     cal.get("ece"), cal.get("ece_uncalibrated")),
+                            key="mdl_reliability_chart", config={"displayModeBar": False})
+            st.caption("Each point is a group of validation reviews the model was about equally sure of: how often "
+                       "it was right (up) against how sure it was (across). Points on the diagonal are honest; below "
+                       "it the model is over-confident. Temperature scaling"
+                       + (f" (T = {cal['temperature']:.2f})" if isinstance(cal.get("temperature"), (int, float))
+                          else "") + " rescales its probabilities without changing any verdict; its curve is "
+                       "measured on halves of the validation set it was not fitted on.")
+        judged = [r for r in rows if r["kind"] in mw.SENTIMENT_KINDS]
+        with st.expander(f"All {len(judged)} sentiment models side by side", expanded=len(judged) > 1):
+            st.dataframe(mw.judge_table(judged), hide_index=True, key="mdl_judge_table")
+            st.caption("Baseline accuracy: a TF-IDF + logistic-regression model fitted on the same split. ECE: "
+                       "expected calibration error after temperature scaling (0 = its confidence matches how often "
+                       "it is right). OOD: short everyday sentences from other domains. Blank: not measured.")
+
     t_export, t_rename, t_delete = st.tabs(["Export", "Rename", "Delete"])
     with t_export:
         st.write("**Bundle (.zip)**: the weights, the description and a README showing how to load it here or with "
@@ -54,9 +80,13 @@ else:
         c1, c2 = st.columns(2)
         c1.download_button("Download bundle (.zip)", lambda: models.bundle_bytes(mid), file_name=f"{safe_name}.zip",
                            mime="application/zip", key="mdl_dl_bundle", icon=":material/download:")
-        c2.download_button("Download fastai export (.pkl)", lambda: models.fastai_bytes(mid),
-                           file_name=f"{safe_name}.pkl", mime="application/octet-stream", key="mdl_dl_pkl",
-                           icon=":material/download:")
+        if row["kind"] == "baseline":
+            c2.caption("A baseline has no fastai export: it is scikit-learn (TF-IDF + logistic regression), not a "
+                       "fastai model. Its bundle's README shows how to use it with numpy and scikit-learn.")
+        else:
+            c2.download_button("Download fastai export (.pkl)", lambda: models.fastai_bytes(mid),
+                               file_name=f"{safe_name}.pkl", mime="application/octet-stream", key="mdl_dl_pkl",
+                               icon=":material/download:")
     with t_rename:
         new = st.text_input("New name", value=row["name"], key=f"mdl_new_name_{mid}", max_chars=80)
         if st.button("Rename", key="mdl_rename"):
@@ -122,7 +152,7 @@ if up is not None:
             st.rerun()
 
 # ----------------------------------------------------------------------------------------------------------- interpret
-clas = [r for r in rows if r["kind"] == "classifier"]
+clas = [r for r in rows if r["kind"] in mw.SENTIMENT_KINDS]
 if clas:
     st.subheader("Where does a classifier go wrong?")
     st.write("The classifier judges every review of the corpus's validation set (reviews it did not train on). "

@@ -38,7 +38,7 @@ else:
     st.caption("A sentiment classifier reads a review and says whether it is positive or negative, how sure it is, "
                "and which words pushed it there.")
 
-row = mw.pick_model("classifier", "sent_model", "Sentiment model", where=st.sidebar, show=not presenter)
+row = mw.pick_model(mw.SENTIMENT_KINDS, "sent_model", "Sentiment model", where=st.sidebar, show=not presenter)
 if row is None:
     mw.train_link("sentiment classifier")
     st.stop()
@@ -111,7 +111,13 @@ def show_review(model_row: dict, large: bool) -> None:
                                      if attr["scored"] < attr["n_words"] else ""))
     if attr["truncated"]:
         st.warning(f"This text is very long: only its first {inference.MAX_CHARS:,} characters were read.")
-    if not large:
+    if not large and model_row["kind"] == "baseline":
+        with st.expander("How the model saw it (words)"):
+            toks = [t for w in attr["words"] for t in w["tokens"]]
+            st.markdown(ui.tokens_html(toks), unsafe_allow_html=True)
+            st.caption(f"{len(toks)} words, lowercased. The baseline counts them and their two-word phrases (TF-IDF), "
+                       f"ignoring order beyond that; a word or phrase it never saw in training counts for nothing.")
+    elif not large:
         with st.expander("How the model saw it (tokens)"):
             toks = ["xxbos"] + [t for w in attr["words"] for t in w["tokens"]]
             st.markdown(ui.tokens_html(toks), unsafe_allow_html=True)
@@ -158,7 +164,7 @@ def what_if(model_row: dict, attr: dict, labels: list[str]) -> None:
 def compare(model_row: dict) -> None:
     text = st.session_state.get("sent_text", "")
     st.write("The review from the first tab, judged by two models at once.")
-    other = mw.pick_model("classifier", "sent_model_b", "Second model", exclude=model_row["id"])
+    other = mw.pick_model(mw.SENTIMENT_KINDS, "sent_model_b", "Second model", exclude=model_row["id"])
     if other is None:
         st.info("There is only one sentiment classifier on this machine. Train another (for example with a "
                 "different preset or corpus) to compare them here.")

@@ -133,6 +133,9 @@ with st.expander("Start a new run", expanded=not runs or st.session_state.get("t
     with c1:
         kind = st.radio("What to train", list(presets.KINDS), key="train_kind",
                         format_func=lambda k: presets.KINDS[k])
+        if kind == "baseline":
+            st.caption("Of the preset's settings only `max_docs` and `seed` apply: the baseline reads the raw "
+                       "text, with no language model, so there are no epochs or learning rates.")
     with c2:
         choices = [r for r in corpora.list_corpora() if r["available"]]
         names = [r["name"] for r in choices]
@@ -262,6 +265,17 @@ def live(rid: str):
                      ", ".join(f"{k} {v:.1e}" for k, v in sugg.items() if isinstance(v, float) and k != "valley"))
             st.button(f"Use {best:.2e} in the form", key=f"train_use_lr_{rid}", on_click=use_lr, args=(run, best),
                       icon=":material/input:")
+    elif run["kind"] == "baseline":  # no epochs and no loss curve: one fit, then its figures
+        figures = views.run_figures(run)
+        if figures:
+            st.markdown("**The baseline's figures** (TF-IDF word 1-2-grams + logistic regression, fitted on the "
+                        "classifier's training split and judged on its validation split)")
+            st.dataframe(figures, hide_index=True, key=f"train_base_figs_{rid}")
+            if run.get("model_id"):
+                st.caption(f"Saved as model `{run['model_id']}`: pick it on the Sentiment page, or compare it with "
+                           f"ULMFiT classifiers on the Models page.")
+        elif status == store.RUNNING:
+            st.caption("Fitting the baseline: it takes seconds, and has no curves to draw.")
     elif not m.empty:
         last = int(m["step"].max())
         st.plotly_chart(views.loss_figure(m, views.phase_bands(ev, last)), key=f"train_loss_{rid}")

@@ -12,7 +12,10 @@ import streamlit as st
 
 from ulmfit_demo import config, models
 
-KIND_WORDS = {"classifier": "sentiment classifier", "language_model": "language model"}
+KIND_WORDS = {"classifier": "sentiment classifier", "language_model": "language model",
+              "baseline": "TF-IDF baseline"}
+# What a picker of sentiment models offers: ULMFiT classifiers, and the baselines that predict just as they do.
+SENTIMENT_KINDS = ("classifier", "baseline")
 POSITIVE = "#1a7f37"
 NEGATIVE = "#cf222e"
 OTHER = ["#0969da", "#8250df", "#bf8700", "#1b7c83", "#953800"]
@@ -43,7 +46,7 @@ def model_title(row: dict) -> str:
     "How a model is named in pickers: its name, what it scored, when it was made."
     m = row.get("metrics") or {}
     bits = []
-    if "accuracy" in m and row["kind"] == "classifier":
+    if "accuracy" in m and row["kind"] in SENTIMENT_KINDS:
         bits.append(f"accuracy {m['accuracy']:.0%}")
     if "perplexity" in m:
         bits.append(f"perplexity {m['perplexity']:.0f}")
@@ -69,11 +72,13 @@ def train_link(what: str = "model") -> None:
     st.markdown("Open **Train** in the menu on the left.")
 
 
-def pick_model(kind: str, key: str, label: str = "Model", where=None, exclude: str | None = None,
+def pick_model(kind: str | tuple, key: str, label: str = "Model", where=None, exclude: str | None = None,
                show: bool = True) -> dict | None:
-    """A select box of registered models of `kind`, newest first (the newest is the default). Returns the chosen
-    registry row, or None when there is none. With `show=False` the choice is kept but the box is not drawn."""
-    rows = [r for r in models.list_models(kind) if r["id"] != exclude]
+    """A select box of registered models of `kind` (or of any of a tuple of kinds), newest first (the newest is the
+    default). Returns the chosen registry row, or None when there is none. With `show=False` the choice is kept but
+    the box is not drawn."""
+    kinds = (kind,) if isinstance(kind, str) else tuple(kind)
+    rows = [r for r in models.list_models() if r["kind"] in kinds and r["id"] != exclude]
     if not rows:
         return None
     ids = [r["id"] for r in rows]
@@ -88,7 +93,7 @@ def pick_model(kind: str, key: str, label: str = "Model", where=None, exclude: s
             st.session_state[key] = st.session_state[keep]
         st.session_state[keep] = (where or st).selectbox(
             label, ids, key=key, format_func=lambda i: model_title(by_id[i]),
-            help=f"Trained {KIND_WORDS[kind]}s on this machine, newest first.")
+            help="Trained " + " and ".join(KIND_WORDS[k] + "s" for k in kinds) + " on this machine, newest first.")
     return by_id[st.session_state[keep]]
 
 
@@ -138,7 +143,8 @@ def attribution_html(attr: dict, labels: list[str], large: bool = False) -> str:
         a = min(abs(s) / top, 1.0)
         colour = toward if s > 0 else away
         alpha = int(round(a * 0.85 * 255))
-        tip = (f"leaving it out changes confidence in {lab} by {-s * 100:+.1f} points")
+        tip = (f"adds {s:+.2f} to the baseline's score (log-odds) for {lab}" if attr.get("scale") == "logit" else
+               f"leaving it out changes confidence in {lab} by {-s * 100:+.1f} points")
         spans.append(f'<span title="{html.escape(tip)}" style="background:{colour}{alpha:02x};'
                      f'color:{"#fff" if a > 0.55 else "inherit"};border-radius:4px;padding:1px 3px">'
                      f'{html.escape(w["text"])}</span>')
@@ -194,6 +200,49 @@ def confusion_figure(conf) -> go.Figure:
     fig.update_layout(xaxis=dict(title="predicted", side="top"), yaxis=dict(title="actual", autorange="reversed"),
                       height=120 + 60 * len(z), margin=dict(l=10, r=10, t=50, b=10), font=dict(size=14))
     return fig
+
+
+# ----------------------------------------------------------------------------------------------------------- judging
+
+def _pct(v) -> str:
+    return f"{v:.0%}" if isinstance(v, (int, float)) and math.isfinite(v) else ""
+
+
+def baseline_comparison(row: dict) -> str | None:
+    """One line comparing a model with the baseline fitted on the same split, from the figures its run recorded
+    (`accuracy`, `baseline_accuracy`, `n_valid`); None when they were not recorded (nothing is made up)."""
+    m = row.get("metrics") or {}
+    acc, base, n = m.get("accuracy"), m.get("baseline_accuracy"), m.get("n_valid")
+    on = f"on the same {n:,} reviews" if isinstance(n, (int, float)) else "on the same validation reviews"
+    if row["kind"] == "baseline":
+        if not isinstance(acc, (int, float)):
+            return None
+        return (f"Baseline {_pct(acc)}" + (f" on {n:,} validation reviews" if isinstance(n, (int, float)) else "")
+                + ": the yardstick a ULMFiT classifier of this corpus has to beat.")
+    if not (isinstance(acc, (int, float)) and isinstance(base, (int, float))):
+        return None
+    gap = round((acc - base) * 100)
+    verdict = (f"ULMFiT is ahead by {gap} points." if gap > 0 else f"The baseline is ahead by {-gap} points: on this "
+               f"corpus and preset ULMFiT has not earned its cost yet." if gap < 0 else "They are level.")
+    return f"ULMFiT {_pct(acc)} vs baseline {_pct(base)} {on}. {verdict}"
+
+
+def judge_table(rows: list[dict]):
+    "Every classifier and baseline with the figures it was judged by; blank where a figure was not measured."
+    import pandas as pd
+
+    def cell(m, k, fmt):
+        v = m.get(k)
+        return fmt.format(v) if isinstance(v, (int, float)) and math.isfinite(v) else ""
+
+    out = [{"name": r["name"], "kind": "ULMFiT classifier" if r["kind"] == "classifier" else "baseline",
+            "corpus": r["corpus"], "accuracy": cell(r["metrics"], "accuracy", "{:.1%}"),
+            "baseline accuracy": cell(r["metrics"], "baseline_accuracy", "{:.1%}"),
+            "ECE (calibrated)": cell(r["metrics"], "ece", "{:.3f}"),
+            "OOD accuracy": cell(r["metrics"], "ood_accuracy", "{:.1%}")}
+           for r in rows if r["kind"] in SENTIMENT_KINDS]
+    return pd.DataFrame(out, columns=["name", "kind", "corpus", "accuracy", "baseline accuracy", "ECE (calibrated)",
+                                      "OOD accuracy"])
 
 
 def fmt_size(n: int) -> str:

@@ -3,7 +3,7 @@ import streamlit as st
 
 from ulmfit_demo import config, models, system
 from ulmfit_demo.data import corpora
-from ulmfit_demo.train import pretrained
+from ulmfit_demo.train import pretrained, starter
 from ulmfit_demo.ui import common as ui
 
 ui.setup_page("ULMFiT Studio", ":material/school:")
@@ -12,7 +12,7 @@ st.markdown("**Teach a computer to judge movie reviews, by first teaching it to 
 
 STAGES = [
     ("1", "General language model", "Learns English by predicting the next word of Wikipedia articles "
-     "(fastai ships this model pretrained on WikiText-103)."),
+     "(fastai ships one pretrained on WikiText-103; this app ships a small one it pretrained itself)."),
     ("2", "Fine-tuned language model", "Keeps predicting the next word, now on movie reviews, so it picks up how "
      "reviewers write."),
     ("3", "Sentiment classifier", "Reuses that model's reading skills and learns positive vs negative from "
@@ -35,12 +35,22 @@ c1, c2, c3, c4 = st.columns(4)
 c1.metric("Corpora ready", len(have), help="\n".join(have))
 c2.metric("Device", "GPU" if dev["device"] == "cuda" else "CPU", help=dev["name"])
 
-c3.metric("Trained models", len(models.list_models()))
-c4.metric("Pretrained encoder", "ready" if pretrained.local() else "not here",
-          help="fastai's WikiText-103 AWD-LSTM weights (stage 1). " + (
-              "Found in fastai's model cache." if pretrained.local() else
-              "Not in fastai's model cache: a training run will look in the mirror and download them unless offline, "
-              "or else train from scratch (slower, less accurate). " + pretrained.hint()))
+all_models = models.list_models()
+c3.metric("Trained models", sum(m["origin"] != "bundled" for m in all_models),
+          help="Models trained or imported on this machine" + (
+              "; the bundled sentiment model ships with the app on top of these." if any(
+                  m["origin"] == "bundled" for m in all_models) else "."))
+sc = starter.card()
+wt = pretrained.local()
+c4.metric("Pretrained encoder", "WikiText-103" if wt else "starter LM" if sc else "not here",
+          help=("fastai's WikiText-103 AWD-LSTM weights are in fastai's model cache: the ULMFiT preset starts from "
+                "them. " if wt else "fastai's WikiText-103 weights are not in fastai's model cache: a ULMFiT run looks "
+                "in the mirror and downloads them unless offline. ")
+          + (f"The bundled starter language model (AWD-LSTM {sc['arch']['emb_sz']}/{sc['arch']['n_hid']}/"
+             f"{sc['arch']['n_layers']}, pretrained here on {sc['tokens_seen'] / 1e6:.0f}M tokens of IMDb reviews and "
+             f"Wikipedia) is the start of the Quick preset, and of any run that cannot have WikiText-103."
+             if sc else "The bundled starter language model is missing: runs would train from scratch. "
+             + pretrained.hint()))
 
 st.caption(f"Ready: {', '.join(have)}." + (f" Not fetched yet: {', '.join(missing)} (get them on the Data page)."
                                            if missing else "") + f" Running on {dev['name']}.")

@@ -9,7 +9,7 @@ import streamlit as st
 
 from ulmfit_demo.data import corpora
 from ulmfit_demo.runs import launcher, store, views
-from ulmfit_demo.train import presets, pretrained
+from ulmfit_demo.train import presets, pretrained, starter
 from ulmfit_demo.train.presets import ConfigError
 from ulmfit_demo.ui import common as ui
 
@@ -91,7 +91,7 @@ def knob_widget(name: str, lm_runs: list[str]):
         return [{"freeze_to": int(r.freeze_to), "epochs": int(r.epochs), "lr": float(r.lr)}
                 for r in df.dropna().itertuples()]
     if name == "pretrained":
-        opts = ["wt103", "none"] + [f"run:{r}" for r in lm_runs]
+        opts = ["auto", "starter", "wt103", "none"] + [f"run:{r}" for r in lm_runs]
         if v not in opts:
             opts.append(v)
         return st.selectbox(label, opts, key=key, help=help_)
@@ -152,13 +152,21 @@ with st.expander("Start a new run", expanded=not runs or st.session_state.get("t
         else:
             cfg_p = presets.preset(preset_name)
             wt = pretrained.local()
-            if cfg_p.pretrained == "wt103":
-                if wt:
-                    st.success(f"WikiText-103 weights found: {wt}")
-                else:
-                    st.warning("No WikiText-103 weights on this machine yet: the run will look in the mirror "
-                               "(ULMFIT_DEMO_MIRROR) and download them unless offline, or else train from scratch "
-                               "(it will say so, loudly).")
+            sc = starter.card()
+            wt_shape = {k: getattr(cfg_p, k) for k in presets.WT103_ARCH} == presets.WT103_ARCH
+            if cfg_p.pretrained in ("wt103", "auto") and wt_shape and wt:
+                st.success(f"Starts from fastai's WikiText-103 weights ({wt}).")
+            elif cfg_p.pretrained in ("auto", "starter") and sc:
+                st.success(f"Starts from the bundled starter language model: AWD-LSTM {sc['arch']['emb_sz']}/"
+                           f"{sc['arch']['n_hid']}/{sc['arch']['n_layers']} pretrained on "
+                           f"{sc['tokens_seen'] / 1e6:.0f}M tokens of IMDb reviews and Wikipedia (held-out perplexity "
+                           f"{sc['valid_perplexity']:.0f})."
+                           + (" WikiText-103 weights are looked for first (mirror, then download unless offline)."
+                              if wt_shape else ""))
+            elif cfg_p.pretrained in ("wt103", "auto"):
+                st.warning("No pretrained weights on this machine yet: the run will look in the mirror "
+                           "(ULMFIT_DEMO_MIRROR) and download them unless offline, or else train from scratch "
+                           "(it will say so, loudly).")
             with st.popover("All settings of this preset"):
                 st.dataframe([{"knob": k, "value": str(v), "what it does": KNOB_HELP.get(k, "")}
                               for k, v in cfg_p.to_dict().items()], hide_index=True)
@@ -245,6 +253,13 @@ def live(rid: str):
         st.error(st.session_state.pop("train_live_error"))
 
     warn = views.scratch_warning(ev)
+    note = views.start_note(ev)
+    if note:
+        st.info(note, icon=":material/school:")
+    verdict = views.judge_note(ev)
+    if verdict:
+        st.info("**How good is it?** " + verdict + " The baseline is the yardstick: a network that does not beat it "
+                "has not earned its cost yet.", icon=":material/balance:")
     if warn and warn["reason"] == "not_found":
         st.error("**This run trains its language model from scratch.** " + warn["message"], icon="⚠️")
     elif warn and warn["reason"] == "choice":

@@ -18,7 +18,7 @@ UI = PKG / "ui"
 
 # Rank of each subpackage (and top-level module): a module may import its own rank or lower, never higher.
 # train and models share a rank (neither is above the other). Modules not named here are not ranked.
-RANKS = {"config": 0, "io": 0, "system": 0, "plots": 0, "data": 1, "text": 2, "train": 3, "models": 3, "runs": 4,
+RANKS = {"config": 0, "io": 0, "system": 0, "plots": 0, "data": 1, "text": 2, "judge": 2, "train": 3, "models": 3, "runs": 4,
          "cli": 5, "ui": 5}
 
 STREAMLIT_IMPORT = re.compile(r"^\s*(import\s+streamlit\b|from\s+streamlit\b)", re.M)

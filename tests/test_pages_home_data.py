@@ -20,7 +20,8 @@ def test_home_shows_stages_and_machine_status():
     assert int(metrics["Corpora ready"]) >= 1  # the demo corpus, always
     assert any("demo" in c.value.lower() for c in at.caption)
     assert metrics["Trained models"] == "0"
-    assert metrics["Pretrained encoder"] == "not here"  # a fresh FASTAI_HOME has no WikiText-103 weights
+    # A fresh FASTAI_HOME has no WikiText-103 weights; the starter LM shipped in assets/ is the pretrained start.
+    assert metrics["Pretrained encoder"] == "starter LM"
 
 
 def test_home_counts_the_registered_models(ids):

@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 # Tiny on purpose: 2 shared cores. Two LM phases and three classifier phases still exercise freezing, gradual
 # unfreezing and discriminative LRs.
-TINY = dict(max_docs=80, emb_sz=16, n_hid=32, n_layers=1, bs=8, seq_len=16, clas_seq_len=16, min_freq=1,
+TINY = dict(max_docs=80, tokenizer="word", emb_sz=16, n_hid=32, n_layers=1, bs=8, seq_len=16, clas_seq_len=16, min_freq=1,
             max_vocab=2000, pretrained="none", lm_frozen_epochs=1, lm_frozen_lr=1e-2, lm_epochs=1, lm_lr=5e-3,
             clas_phases=[{"freeze_to": -1, "epochs": 1, "lr": 2e-2}, {"freeze_to": -2, "epochs": 1, "lr": 1e-2},
                          {"freeze_to": 0, "epochs": 1, "lr": 5e-3}],

@@ -109,7 +109,7 @@ def test_an_interrupted_run_shows_why_and_resumes_from_the_page():
 def test_missing_pretrained_weights_are_announced_loudly():
     # The ULMFiT architecture (WT103's shape) on a handful of short texts: offline, no WT103 in the mirror.
     cfg = presets.ULMFIT.with_(max_docs=16, bs=4, seq_len=8, clas_seq_len=8, lm_frozen_epochs=0, lm_epochs=1,
-                               cpu_threads=1, sample_words=2)
+                               cpu_threads=1, sample_words=2, pretrained="wt103")
     r = run_in_process("lm", cfg)
     assert r["status"] == store.SUCCEEDED, r["error"]
     at = page()

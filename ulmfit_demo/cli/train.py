@@ -29,6 +29,8 @@ def register(sub):
                    help="N runs one after another that differ only by seed (seed, seed+1, ...), then the mean, std, "
                         "min and max of their figures (default 1: one run, printed as usual)")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+    p.add_argument("--out", default=None, help="--kind pretrain --preset starter only: where the starter LM is written "
+                                               "(default: the app's assets/starter_lm)")
     p.set_defaults(func=cmd_train)
 
     r = sub.add_parser("runs", help="list, show, cancel and resume training runs")
@@ -91,6 +93,8 @@ class _Bar:
 def cmd_train(args):
     from ulmfit_demo.runs import launcher
 
+    if args.kind == "pretrain" and args.preset.lower() == "starter":
+        return cmd_train_starter(args)
     try:
         cfg = presets.preset(args.preset).with_(**parse_overrides(args.set))
     except (ConfigError, TypeError) as e:
@@ -164,6 +168,39 @@ def _print_result(out: dict) -> None:
           + "".join(f" {k}={v:.4g}" for k, v in out["metrics"].items() if isinstance(v, (int, float))))
     if out["error"]:
         print(out["error"], file=sys.stderr)
+
+
+def cmd_train_starter(args):
+    """Stage 1 for the app itself: rebuild the bundled starter LM (`train.starter`). `--dataset` lists the corpora
+    (comma-separated; the default "demo" means the starter's own: IMDb + WikiText-2), `--set` its knobs."""
+    from dataclasses import fields
+
+    from ulmfit_demo.train import starter
+
+    known = {f.name for f in fields(starter.StarterConfig)}
+    try:
+        over = parse_overrides(args.set)
+    except ConfigError as e:
+        return fail(str(e))
+    bad = sorted(set(over) - known)
+    if bad:
+        return fail(f"Unknown starter setting(s) {', '.join(bad)}. Known: {', '.join(sorted(known))}.")
+    if args.dataset != "demo" or "corpora" in over:
+        over["corpora"] = tuple(over.get("corpora") or args.dataset.split(","))
+    cfg = starter.StarterConfig(**over)
+    try:
+        for name in cfg.corpora:
+            corpora.check_name(name)
+        card = starter.build(args.out or starter.DEFAULT_DIR, cfg, log=lambda m: print(m, file=sys.stderr, flush=True))
+    except (corpora.CorpusError, ConfigError) as e:
+        return fail(str(e))
+    out = {"status": "SUCCEEDED", "out": str(args.out or starter.DEFAULT_DIR), "card": card}
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(f"starter LM in {out['out']}: {card['tokens_seen']:,} tokens seen in {card['train_s'] / 60:.1f} min, "
+              f"held-out perplexity {card['valid_perplexity']:.1f}")
+    return 0
 
 
 def _report(args, run_id):

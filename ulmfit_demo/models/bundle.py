@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ulmfit_demo import config
 from ulmfit_demo.models.checks import _check_meta, baseline_files, load_baseline_checked, load_weights_checked
-from ulmfit_demo.models.registry import META, SPM, WEIGHTS, ModelError, _check_id, models_dir, read_meta
+from ulmfit_demo.models.registry import META, SPM, WEIGHTS, ModelError, _check_id, model_folder, models_dir, read_meta
 from ulmfit_demo.models.store import _save_baseline, _save_model
 
 BUNDLE_README = "README.md"
@@ -102,7 +102,7 @@ d = vec.transform(["A wonderful film."]) @ w["coef"].T + w["intercept"]
 def export_bundle(model_id: str, out: Path) -> Path:
     "A zip with the weights, metadata and a README; written atomically to `out`."
     meta = read_meta(_check_id(model_id))
-    folder = models_dir() / model_id
+    folder = model_folder(model_id)
     if meta.get("kind") == "baseline":
         load_baseline_checked(folder, meta, f"Model {model_id}")  # never hand out a damaged model
         files = list(baseline_files())
@@ -184,4 +184,4 @@ def import_bundle(data: bytes | Path, name: str | None = None) -> str:
                                vocab=meta["vocab"], labels=meta.get("labels") or [], tokenizer=tokenizer,
                                metrics=meta.get("metrics") or {},
                                extra=dict(meta.get("training") or {}, imported_from=meta.get("id")),
-                               source="bundle")
+                               source="bundle", calibration=meta.get("calibration"), judge=meta.get("judge"))

@@ -79,6 +79,8 @@ def _class_probs(r: Runner, seqs: list[list[int]]):
         seqs = [s[::-1] for s in seqs]
     order = sorted(range(len(seqs)), key=lambda i: -len(seqs[i]))
     out = torch.empty(len(seqs), len(r.labels))
+    # Temperature scaling fitted on held-out reviews when the model was judged (`judge.report`): 1 = as trained.
+    temp = float((r.loaded.meta.get("calibration") or {}).get("temperature") or 1.0)
     k = 0
     with torch.no_grad():
         while k < len(order):
@@ -88,7 +90,7 @@ def _class_probs(r: Runner, seqs: list[list[int]]):
             x, starts = _pad_batch([seqs[i] for i in idx], pad, bptt)
             enc_out, mask = _encode(model[0], x, starts)
             logits = model[1].layers(_concat_pool(enc_out, mask))
-            out[idx] = torch.softmax(logits.float(), dim=-1)
+            out[idx] = torch.softmax(logits.float() / temp, dim=-1)
             k += bs
     return out
 

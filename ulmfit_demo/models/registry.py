@@ -30,8 +30,36 @@ class ModelError(ValueError):
     "A model cannot be saved, loaded, imported or found: the message says what was wrong and what to do."
 
 
+# The sentiment model shipped with the app (`assets/sentiment`, built by `train/bundled.py`): listed with the user's
+# models as id "bundled", origin "bundled"; read-only (never renamed, deleted or overwritten) and hash-checked before
+# use. `ULMFIT_DEMO_BUNDLED` points elsewhere (tests, or a rebuilt one).
+BUNDLED_ID = "bundled"
+BUNDLED_DIR = Path(__file__).resolve().parents[2] / "assets" / "sentiment"
+
+
+def bundled_dir() -> Path:
+    return Path(os.environ.get("ULMFIT_DEMO_BUNDLED") or BUNDLED_DIR)
+
+
 def models_dir() -> Path:
     return config.sub("models")
+
+
+def model_folder(model_id: str) -> Path:
+    "Where a model's files are: the bundled one in the app's assets, every other under the home's models/."
+    return bundled_dir() if model_id == BUNDLED_ID else models_dir() / _check_id(model_id)
+
+
+def _bundled_row() -> dict | None:
+    "The bundled model's registry row from its metadata (cheap: no hashing), or None when it is not there."
+    try:
+        meta = json.loads((bundled_dir() / META).read_text())
+    except (OSError, ValueError):
+        return None
+    return {"id": BUNDLED_ID, "name": meta.get("name", "Bundled sentiment model"), "kind": meta.get("kind"),
+            "run_id": None, "corpus": meta.get("corpus"), "metrics": meta.get("metrics") or {},
+            "created": meta.get("created", ""), "size_bytes": _folder_size(bundled_dir()), "source": "bundled",
+            "origin": "bundled"}
 
 
 def _db() -> sqlite3.Connection:
@@ -81,11 +109,21 @@ def list_models(kind: str | None = None) -> list[dict]:
     _reconcile()
     q = "SELECT * FROM models" + (" WHERE kind = ?" if kind else "") + " ORDER BY created DESC, rowid DESC"
     with closing(_db()) as con:
-        return [_row(r) for r in con.execute(q, (kind,) if kind else ())]
+        rows = [dict(_row(r), origin=r["source"]) for r in con.execute(q, (kind,) if kind else ())]
+    b = _bundled_row()
+    # Last: the user's own models come first ("latest" is theirs); the bundled one is there when they have none.
+    return rows + ([b] if b and (kind is None or b["kind"] == kind) else [])
 
 
 def get(model_id: str) -> dict:
     "One registry entry, or `ModelError` saying which models exist."
+    if model_id == BUNDLED_ID:
+        b = _bundled_row()
+        if b is None:
+            raise ModelError(f"The bundled sentiment model is missing or damaged ({bundled_dir() / META} cannot be "
+                             f"read). Restore assets/sentiment from git, or rebuild it: python -m "
+                             f"ulmfit_demo.train.bundled. Your own models are not affected.")
+        return b
     with closing(_db()) as con:
         r = con.execute("SELECT * FROM models WHERE id = ?", (model_id,)).fetchone()
     if r is None:
@@ -115,7 +153,14 @@ def resolve(ref: str, kind: str | None = None) -> str:
                      f"{', '.join(r['id'] for r in rows[:8]) or 'none yet'}.")
 
 
+def _refuse_bundled(model_id: str, what: str) -> None:
+    if model_id == BUNDLED_ID:
+        raise ModelError(f"The bundled sentiment model ships with the app and cannot be {what}. Export it and import "
+                         f"the bundle to get a copy of your own.")
+
+
 def rename(model_id: str, name: str) -> dict:
+    _refuse_bundled(model_id, "renamed")
     name = _check_name(name)
     get(model_id)
     meta = read_meta(model_id)
@@ -128,6 +173,7 @@ def rename(model_id: str, name: str) -> dict:
 
 def delete(model_id: str) -> None:
     "Remove a model: its folder is renamed away first, so a half-deleted model is never listed."
+    _refuse_bundled(model_id, "deleted")
     get(model_id)
     folder = models_dir() / model_id
     trash = models_dir() / f".trash-{model_id}-{secrets.token_hex(3)}"
@@ -139,8 +185,7 @@ def delete(model_id: str) -> None:
 
 
 def read_meta(model_id: str) -> dict:
-    _check_id(model_id)
-    p = models_dir() / model_id / META
+    p = model_folder(model_id) / META
     try:
         return json.loads(p.read_text())
     except FileNotFoundError:
@@ -156,6 +201,8 @@ _ID_RE = re.compile(r"^[a-z]+-\d{8}-\d{6}-[0-9a-f]{4,8}$")
 
 def _check_id(model_id: str) -> str:
     # Ids become folder names: never let one be a path.
+    if model_id == BUNDLED_ID:
+        return model_id
     if not isinstance(model_id, str) or not _ID_RE.match(model_id):
         raise ModelError(f"{model_id!r} is not a model id (they look like clas-20250101-120000-1a2b).")
     return model_id
@@ -185,9 +232,10 @@ def _folder_size(p: Path) -> int:
 
 def stamp(model_id: str) -> str:
     "Changes when the model's files change: caches of loaded models key on it."
-    p = models_dir() / _check_id(model_id) / WEIGHTS
+    p = model_folder(model_id) / WEIGHTS
     try:
         st = p.stat()
     except FileNotFoundError:
         return "missing"
-    return f"{st.st_mtime_ns}-{st.st_size}"
+    where = f"{p.parent}-" if model_id == BUNDLED_ID else ""  # ULMFIT_DEMO_BUNDLED may point at another copy
+    return f"{where}{st.st_mtime_ns}-{st.st_size}"

@@ -17,9 +17,9 @@ from typing import Any
 
 from ulmfit_demo.models.arch import _jsonable, describe_model
 from ulmfit_demo.models.checks import _sha256, load_weights_checked
-from ulmfit_demo.models.registry import (FORMAT, FORMAT_VERSION, KINDS, SPM, WEIGHTS, META, ModelError, _check_id,
+from ulmfit_demo.models.registry import (BUNDLED_ID, FORMAT, FORMAT_VERSION, KINDS, META, SPM, WEIGHTS, ModelError, _check_id,
                                          _check_name, _folder_size, _new_id, _now, _register, get, models_dir,
-                                         read_meta)
+                                         model_folder, read_meta)
 
 
 def _versions() -> dict:
@@ -69,9 +69,12 @@ def _tokenizer_meta(tokenizer: dict | None) -> tuple[dict, Path | None]:
 
 
 def save_learner(learn, *, kind: str, name: str, corpus: str, run_id: str | None = None, arch: dict | None = None,
-                 tokenizer: dict | None = None, metrics: dict | None = None, extra: dict | None = None) -> str:
+                 tokenizer: dict | None = None, metrics: dict | None = None, extra: dict | None = None,
+                 calibration: dict | None = None, judge: dict | None = None) -> str:
     """Save a trained fastai text Learner as a model (safetensors + JSON) and register it; returns the model id.
-    See the team contract: `kind` is `language_model` or `classifier`; the vocab comes from `learn.dls.vocab`."""
+    See the team contract: `kind` is `language_model` or `classifier`; the vocab comes from `learn.dls.vocab`.
+    `calibration` (temperature, ECE, reliability tables: `judge.report`) is applied by inference; `judge` holds the
+    out-of-domain breakdown."""
     if kind not in KINDS:
         raise ModelError(f"Unknown model kind {kind!r}: use one of {', '.join(KINDS)}.")
     vocab = getattr(learn.dls, "vocab", None)
@@ -84,11 +87,11 @@ def save_learner(learn, *, kind: str, name: str, corpus: str, run_id: str | None
         vocab, labels = list(vocab), []
     return _save_model(learn.model, kind=kind, name=name, corpus=corpus, run_id=run_id, arch=arch or {},
                        vocab=[str(v) for v in vocab], labels=labels, tokenizer=tokenizer, metrics=metrics or {},
-                       extra=extra or {}, source="trained")
+                       extra=extra or {}, source="trained", calibration=calibration, judge=judge)
 
 
 def _save_model(model, *, kind, name, corpus, run_id, arch, vocab, labels, tokenizer, metrics, extra, source,
-                created=None) -> str:
+                created=None, calibration=None, judge=None) -> str:
     from safetensors.torch import save_file
 
     name = _check_name(name)
@@ -115,6 +118,8 @@ def _save_model(model, *, kind, name, corpus, run_id, arch, vocab, labels, token
                 "corpus": corpus, "run_id": run_id, "created": created or _now(), "source": source,
                 "arch": _jsonable(arch), "model": desc, "vocab": vocab, "labels": labels, "tokenizer": tok,
                 "metrics": _jsonable(metrics), "training": _jsonable(extra), "versions": _versions(),
+                **({"calibration": _jsonable(calibration)} if calibration else {}),
+                **({"judge": _jsonable(judge)} if judge else {}),
                 "weights": {"file": WEIGHTS, "sha256": _sha256(tmp / WEIGHTS), "bytes": (tmp / WEIGHTS).stat().st_size,
                             "tied": tied}}
         _fsync_write_json(tmp / META, meta)
@@ -199,7 +204,14 @@ def load(model_id: str) -> Loaded:
     "Rebuild a registered model from its folder (no pickle involved). Raises `ModelError` on anything amiss."
     _check_id(model_id)
     get(model_id)
-    folder = models_dir() / model_id
+    folder = model_folder(model_id)
+    if model_id == BUNDLED_ID:  # shipped files: every one checked against its manifest before use
+        from ulmfit_demo.train.starter import StarterError, check
+
+        try:
+            check(folder, what="sentiment model", rebuild=" or rebuild it: python -m ulmfit_demo.train.bundled")
+        except StarterError as e:
+            raise ModelError(str(e)) from None
     meta = read_meta(model_id)
     if meta.get("kind") == "baseline":  # TF-IDF + logistic regression: its files are hashed and checked first
         from ulmfit_demo.models.checks import load_baseline_checked

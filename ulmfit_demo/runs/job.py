@@ -74,7 +74,7 @@ class Job:
                 out[key] = float(r["value"])
         return out
 
-    def save_model(self, learn, stage: str, tok, metrics: dict) -> str:
+    def save_model(self, learn, stage: str, tok, metrics: dict, judged: dict | None = None) -> str:
         from ulmfit_demo import models
         from ulmfit_demo.train import stages
 
@@ -86,7 +86,10 @@ class Job:
                 learn, kind=kind, name=name, corpus=self.run["corpus"], run_id=self.id,
                 arch=stages.arch_meta(self.cfg, stage), tokenizer=tok.meta, metrics=metrics,
                 extra={"stage": stage, "preset": self.run.get("preset"), "backwards": self.cfg.backwards,
-                       "config": self.cfg.to_dict(), "device": self.device})
+                       "config": self.cfg.to_dict(), "device": self.device,
+                       "start": self.state.get("start", {}).get("source")},
+                calibration=(judged or {}).get("calibration"),
+                judge={"ood": judged["ood"]} if judged and judged.get("ood") else None)
         except OSError:
             raise
         except Exception as e:  # noqa: BLE001 - a model that cannot be saved fails the run, with the reason
@@ -169,6 +172,7 @@ class Job:
             self.sink.event("precision", f"{cfg.precision} asked for, but there is no GPU: training in fp32.",
                             level="warning")
 
+        cfg = self.resolve_start()
         corpus = corpora.load(self.run["corpus"])
         for p in corpus.problems:
             self.sink.event("corpus", p, level="warning")
@@ -179,6 +183,13 @@ class Job:
 
         src = self.source_run()
         sp_model = None
+        if cfg.pretrained == "starter":
+            # The starter's pieces, copied so this run's folder stands on its own (a later run may start from it).
+            from ulmfit_demo.train import starter
+
+            sp_model = self.rdir / "spm" / "spm.model"
+            if not sp_model.exists():
+                config.atomic_write(sp_model, (starter.folder() / "spm.model").read_bytes())
         if src is not None:
             scfg = src["config"]
             if scfg.get("tokenizer", "word") != cfg.tokenizer:
@@ -229,6 +240,26 @@ class Job:
             total += n * sum(p.epochs for p in stages.clas_phases(self.cfg))
         return total
 
+    def resolve_start(self) -> Config:
+        """Resolve `pretrained="auto"` once (WT103, else the bundled starter, else scratch) and keep the answer in the
+        run's state, so a resumed run starts from the same weights with the same shape."""
+        from ulmfit_demo.train import start
+
+        if "start" not in self.state:
+            cfg, info = start.resolve(self.cfg, self.kind)
+            self.state["start"] = {**info, "config": cfg.to_dict()}
+            self.save_state()
+            if info["message"]:
+                data = {k: v for k, v in info.items() if k != "message"}
+                if info["source"] == "none":
+                    data["reason"] = "not_found"
+                self.sink.event("pretrained" if info["source"] != "none" else "from_scratch", info["message"],
+                                level=info["level"], data=data)
+            store.update_summary(self.id, start=info["source"], **({"from_scratch": "not_found"}
+                                                                   if info["source"] == "none" else {}))
+        self.cfg = Config.from_dict(self.state["start"]["config"])
+        return self.cfg
+
     def start_weights(self, stage: str):
         "(state dict, vocab) to start the LM from, or None (from scratch), with the reason recorded as an event."
         import torch
@@ -245,6 +276,14 @@ class Job:
                             "general-English knowledge to transfer, so expect much lower accuracy than ULMFiT's.",
                             level="warning", data={"reason": "choice"})
             return None
+        if cfg.pretrained == "starter":
+            from ulmfit_demo.train import starter
+
+            wgts, vocab, _, _ = starter.load()
+            if self.state["start"].get("source") != "starter":  # chosen explicitly: say so (auto already did)
+                self.sink.event("pretrained", f"Starting from the bundled starter language model "
+                                              f"({starter.folder()}).", data={"source": "starter"})
+            return wgts, vocab
         if cfg.pretrained == "wt103":
             folder, tried = pretrained.find(cfg.backwards, lambda msg, frac: None)
             if folder is None:
@@ -274,8 +313,14 @@ class Job:
         vpath = self.rdir / "vocab.json"
         if vpath.exists():  # a resumed run keeps the vocab its checkpoints index
             vocab = json.loads(vpath.read_text())
+        elif cfg.pretrained == "starter":
+            # The starter's vocab is its SentencePiece pieces, whole: the same rows the weights were trained on.
+            from ulmfit_demo.train import starter
+
+            vocab = json.loads((starter.folder() / "vocab.json").read_text())
+            config.atomic_write(vpath, json.dumps(list(vocab)))
         else:
-            vocab = stages.build_vocab(docs["tokens"].iloc[trn], cfg)
+            vocab = stages.build_vocab(docs["tokens"].iloc[trn], cfg, self.tok.sp_model)
             config.atomic_write(vpath, json.dumps(list(vocab)))
         return stages.lm_dls(docs, (trn, val), vocab, cfg, self.device_type), vocab
 
@@ -336,7 +381,9 @@ class Job:
                                                              "batches": len(dls.train), "step": base})
         step = self.run_phases("clas", learn, phases, base)
         metrics = self.stage_metrics("clas")
-        model_id = self.save_model(learn, "clas", self.tok, metrics)
+        judged = self.judge_classifier(learn)
+        metrics.update({k: v for k, v in judged["metrics"].items() if k != "accuracy"})
+        model_id = self.save_model(learn, "clas", self.tok, metrics, judged)
         self.state["done"].append("clas")
         self.state["steps"]["clas"] = step
         self.state["models"]["clas"] = model_id
@@ -345,6 +392,16 @@ class Job:
         store.update_summary(self.id, clas=metrics, clas_model_id=model_id)
         self.sink.event("model", f"Saved the classifier as {model_id}.", data={"stage": "clas",
                                                                               "model_id": model_id})
+
+    def judge_classifier(self, learn) -> dict:
+        "The classifier beside the baseline fitted on the same split, calibrated, and on out-of-domain sentences."
+        from ulmfit_demo.train import evaluate
+
+        t0 = time.time()
+        out = evaluate.judge_learner(learn, self.clas_frame, self.tok, self.cfg.backwards, self.cfg.seed)
+        msg = evaluate.summary(out["metrics"], int((~self.clas_frame["is_valid"]).sum()))
+        self.sink.event("judge", msg + f" ({time.time() - t0:.0f}s)", data=dict(out["metrics"]))
+        return out
 
     def stage_lr_find(self):
         import torch
@@ -368,7 +425,7 @@ class Job:
                 vocab = json.loads((lm_dir / "vocab.json").read_text())
                 encoder = torch.load(lm_dir / "lm_encoder.pth", map_location="cpu", weights_only=True)
             else:
-                vocab, encoder = stages.build_vocab(self.docs["tokens"], cfg), None
+                vocab, encoder = stages.build_vocab(self.docs["tokens"], cfg, self.tok.sp_model), None
                 self.sink.event("from_scratch", "No LM run given (pretrained='run:<id>'): the classifier's encoder "
                                 "is random in this sweep.", level="warning", data={"reason": "choice"})
             frame = corpora.classifier_frame(corpora.Corpus(self.run["corpus"], self.docs))

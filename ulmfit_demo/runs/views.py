@@ -55,7 +55,8 @@ def best_metric(run: dict) -> str:
     "The number a person compares runs by: classifier accuracy, else LM perplexity, else the suggested LR."
     s = run.get("summary") or {}
     if s.get("clas", {}).get("accuracy") is not None:
-        return f"accuracy {s['clas']['accuracy']:.3f}"
+        b = s["clas"].get("baseline_accuracy")
+        return f"accuracy {s['clas']['accuracy']:.3f}" + (f" (baseline {b:.3f})" if b is not None else "")
     if s.get("baseline", {}).get("accuracy") is not None:
         return f"accuracy {s['baseline']['accuracy']:.3f}"
     for st in ("lm", "pretrain"):
@@ -176,6 +177,22 @@ def scratch_warning(events: list[dict]) -> dict | None:
     for e in events:
         if e["kind"] == "from_scratch":
             return {"reason": e["data"].get("reason"), "message": e["message"], "level": e["level"]}
+    return None
+
+
+def judge_note(events: list[dict]) -> str | None:
+    "The classifier beside the baseline on the same split, its calibration and out-of-domain accuracy (one sentence)."
+    for e in reversed(events):
+        if e["kind"] == "judge":
+            return e["message"]
+    return None
+
+
+def start_note(events: list[dict]) -> str | None:
+    "Where the run's language model started, when it started from pretrained weights (the 'pretrained' event)."
+    for e in events:
+        if e["kind"] == "pretrained":
+            return e["message"]
     return None
 
 

@@ -45,11 +45,11 @@ class Config:
     lm_valid_pct: float = 0.1  # texts held out to validate the LM: the seeds' RandomSplitter(0.1)
     tokenizer: str = "word"  # "word": spaCy + fastai's rules (the seeds); "subword": SentencePiece trained on the corpus
     sp_vocab_sz: int = 8000  # SentencePiece vocabulary size (subword only)
-    max_vocab: int = 60000  # words kept in the LM vocabulary (fastai's default)
-    min_freq: int = 3  # a word seen fewer times becomes xxunk (fastai's default)
+    max_vocab: int = 60000  # word tokens only: words kept in the LM vocabulary (fastai's default); a subword vocab is SentencePiece's, whole
+    min_freq: int = 3  # word tokens only: a word seen fewer times becomes xxunk (fastai's default)
     backwards: bool = False  # read texts right to left; the paper ensembles a forward and a backward model
     # ---- model
-    pretrained: str = "wt103"  # start of the LM: "wt103" (fastai's WikiText-103 weights), "none", or "run:<id>"
+    pretrained: str = "auto"  # start of the LM: "auto" (WikiText-103 if found, else the bundled starter, else scratch), "wt103", "starter", "none", or "run:<id>"
     emb_sz: int = 400  # embedding size (AWD-LSTM default; WT103 weights need 400)
     n_hid: int = 1152  # LSTM hidden size (WT103 weights need 1152)
     n_layers: int = 3  # LSTM layers (WT103 weights need 3)
@@ -107,21 +107,18 @@ class Config:
 
 ULMFIT = Config()
 
-# Sized for 2 CPU cores: a small AWD-LSTM from scratch (WT103's shape is ~25x the compute), a 4,000-word vocab
-# (the decoder's cost grows with it), 4 LM epochs and 6 cheap classifier epochs: LM + classifier on imdb_sample
-# (1,000 reviews) in about 2 minutes. One torch thread: measured here, two threads are 1.4x faster on an idle
-# 2-core machine but 20x slower when anything else holds a core (OpenMP threads wait on each other).
+# Sized for 2 CPU cores, and ULMFiT for real: the small AWD-LSTM of the bundled starter language model (its shape and
+# SentencePiece pieces: `pretrained="auto"` starts from it when WikiText-103 is not there), one epoch of LM
+# fine-tuning, then the classifier with gradual unfreezing and discriminative learning rates. LM + classifier on
+# imdb_sample (1,000 reviews) in a few minutes on 2 cores.
 QUICK = Config(
-    pretrained="none", emb_sz=64, n_hid=192, n_layers=2, max_vocab=4000, min_freq=3,
-    bs=32, seq_len=48, clas_seq_len=72,
-    lm_frozen_epochs=1, lm_frozen_lr=1e-2, lm_epochs=3, lm_lr=5e-3, cpu_threads=1,
-    # A small encoder trained from scratch on a few hundred reviews underfits more than it overfits: less dropout and
-    # two more unfrozen epochs gave +2 to +4 points on imdb_sample over three seeds (65.8% -> 68.7% mean) and +6 on the
-    # demo corpus, for ~17 s more on 2 CPU cores. Ten unfrozen epochs overfit (66.5%).
-    drop_mult_clas=0.3,
+    pretrained="auto", tokenizer="subword", sp_vocab_sz=8000, emb_sz=128, n_hid=512, n_layers=2,
+    bs=32, seq_len=70, clas_seq_len=72,
+    lm_frozen_epochs=0, lm_frozen_lr=1e-2, lm_epochs=1, lm_lr=2e-3, cpu_threads=1,
+    drop_mult_clas=0.5,
     clas_phases=({"freeze_to": -1, "epochs": 1, "lr": 2e-2},
                  {"freeze_to": -2, "epochs": 1, "lr": 1e-2},
-                 {"freeze_to": 0, "epochs": 6, "lr": 5e-3}),
+                 {"freeze_to": 0, "epochs": 2, "lr": 5e-3}),
     pretrain_epochs=2, pretrain_lr=1e-2, lr_find_iters=60,
 )
 
@@ -129,8 +126,8 @@ PRESETS = {"ULMFiT": ULMFIT, "Quick": QUICK, "Custom": ULMFIT}
 PRESET_ABOUT = {
     "ULMFiT": "The seeds' schedule exactly: AWD-LSTM from WikiText-103, bs 128, seq_len 80; LM 1 frozen epoch at 2e-2 "
               "then 10 at 2e-3; classifier 1 + 1 + 1 + 2 epochs with gradual unfreezing. Hours on a CPU; minutes on a GPU.",
-    "Quick": "A small AWD-LSTM trained from scratch, a few epochs: LM + classifier on the IMDb sample in a few minutes "
-             "on a laptop CPU. Good to see the workflow; accuracy is far below ULMFiT's.",
+    "Quick": "The bundled starter language model (a small AWD-LSTM pretrained here on IMDb reviews and Wikipedia) "
+             "fine-tuned for one epoch, then a classifier with gradual unfreezing: a few minutes on a laptop CPU.",
     "Custom": "Start from the ULMFiT preset and change any knob.",
 }
 
@@ -235,9 +232,23 @@ def check_config(cfg: Config, kind: str, cuda: bool | None = None) -> list[str]:
     arch = {k: getattr(cfg, k) for k in WT103_ARCH}
     if cfg.pretrained == "wt103" and arch != WT103_ARCH and kind != "pretrain":
         errs.append(f"fastai's WikiText-103 weights fit emb_sz 400, n_hid 1152, n_layers 3 only; this config has "
-                    f"{arch}. Set those back, or set pretrained to 'none' to train from scratch.")
-    elif cfg.pretrained not in ("wt103", "none") and not str(cfg.pretrained).startswith("run:"):
-        errs.append(f"pretrained must be 'wt103', 'none' or 'run:<run id>', got {cfg.pretrained!r}.")
+                    f"{arch}. Set those back, or set pretrained to 'auto' (the bundled starter when WT103 is not "
+                    f"there) or 'none' (from scratch).")
+    elif cfg.pretrained == "starter" and kind != "pretrain":
+        from ulmfit_demo.train import starter
+
+        sa = starter.arch()
+        if sa is None:
+            errs.append(f"pretrained 'starter': there is no starter language model in {starter.folder()}. Use "
+                        f"'auto' or 'none', or rebuild it: {starter.REBUILD}.")
+        elif arch != sa or cfg.tokenizer != "subword":
+            errs.append(f"The bundled starter fits emb_sz {sa['emb_sz']}, n_hid {sa['n_hid']}, n_layers "
+                        f"{sa['n_layers']} with the subword tokenizer only; this config has {arch} and "
+                        f"{cfg.tokenizer!r} tokens. Set pretrained to 'auto' (which adopts the starter's shape) or "
+                        f"change those settings.")
+    elif cfg.pretrained not in ("auto", "wt103", "starter", "none") and not str(cfg.pretrained).startswith("run:"):
+        errs.append(f"pretrained must be 'auto', 'wt103', 'starter', 'none' or 'run:<run id>', got "
+                    f"{cfg.pretrained!r}.")
     if kind == "clas" and not str(cfg.pretrained).startswith("run:"):
         errs.append("A classifier-only run needs the encoder of an earlier language-model run: set pretrained to "
                     "'run:<id>' of a finished LM, ULMFiT or pretraining run.")

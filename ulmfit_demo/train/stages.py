@@ -116,11 +116,21 @@ def lm_split(n: int, valid_pct: float, seed: int) -> tuple[list[int], list[int]]
     return sorted(idx[cut:].tolist()), sorted(idx[:cut].tolist())
 
 
-def build_vocab(token_lists, cfg: Config) -> list[str]:
-    "fastai's `make_vocab` (special tokens first, padded to a multiple of 8) over the LM's training texts."
+def build_vocab(token_lists, cfg: Config, sp_model: Path | None = None) -> list[str]:
+    """fastai's `make_vocab` (special tokens first, padded to a multiple of 8) over the LM's training texts. Word
+    tokens are cut by `max_vocab`/`min_freq`; subword tokens keep every SentencePiece piece (the pieces are the
+    vocabulary: cutting them would only turn rare pieces into xxunk)."""
     from fastai.text.all import make_vocab
 
-    return make_vocab(Counter(t for ts in token_lists for t in ts), min_freq=cfg.min_freq, max_vocab=cfg.max_vocab)
+    counts = Counter(t for ts in token_lists for t in ts)
+    if cfg.tokenizer != "subword" or sp_model is None:
+        return make_vocab(counts, min_freq=cfg.min_freq, max_vocab=cfg.max_vocab)
+    import sentencepiece as spm
+
+    sp = spm.SentencePieceProcessor(model_file=str(sp_model))
+    for i in range(sp.get_piece_size()):
+        counts[sp.id_to_piece(i)] += 0
+    return make_vocab(counts, min_freq=0, max_vocab=len(counts) + 64)
 
 
 def lm_dls(df: pd.DataFrame, splits, vocab: list[str], cfg: Config, device: str, bs: int | None = None,

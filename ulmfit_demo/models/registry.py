@@ -233,6 +233,8 @@ def _folder_size(p: Path) -> int:
 def stamp(model_id: str) -> str:
     "Changes when the model's files change: caches of loaded models key on it."
     p = model_folder(model_id) / WEIGHTS
+    if not p.exists():  # a baseline has no weights.safetensors: its metadata changes with its files
+        p = p.with_name(META)
     try:
         st = p.stat()
     except FileNotFoundError:

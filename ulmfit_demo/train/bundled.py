@@ -24,7 +24,7 @@ import pandas as pd
 @dataclass(frozen=True)
 class BundledConfig:
     valid_pct: float = 0.1  # held out of IMDb's training reviews: temperature fitting and validation figures
-    max_tokens: int = 400  # a training review is cut to its last this many tokens
+    max_tokens: int = 320  # a training review is cut to its last this many tokens
     crop_frac: float = 0.3  # this share of training reviews also gives a short crop (1-2 sentences) with its label
     bs: int = 64
     clas_seq_len: int = 72

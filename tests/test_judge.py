@@ -223,3 +223,14 @@ def test_baseline_on_imdb_sample(tmp_path):
     y = np.array([m.labels.index(l) for l in va.label])
     r = calibration.cross_fit(m.logits(va.text.tolist()), y)
     assert calibration.T_MIN <= r["temperature"] <= calibration.T_MAX and 0 <= r["ece"] <= 1
+
+
+def test_ood_score_of_a_tiny_real_model_equals_a_hand_count(ids):
+    "The score of a real (tiny fastai) classifier through the app's batch path equals counting its one-by-one verdicts."
+    from ulmfit_demo.models import inference
+
+    df = ood.load()
+    hand = sum(inference.predict(ids["flip"], t)["label"] == lab for t, lab in zip(df["text"], df["label"]))
+    res = ood.score(lambda texts: [r["label"] for r in inference.predict_batch(ids["flip"], texts)])
+    assert res["n"] == len(df) and res["ood_accuracy"] == pytest.approx(hand / len(df), abs=1e-12)
+    assert 0 < res["positive_rate"] < 1  # the flip model's coin-flip verdicts go both ways on sentences without its key words

@@ -109,16 +109,20 @@ ULMFIT = Config()
 
 # Sized for 2 CPU cores, and ULMFiT for real: the small AWD-LSTM of the bundled starter language model (its shape and
 # SentencePiece pieces: `pretrained="auto"` starts from it when WikiText-103 is not there), one epoch of LM
-# fine-tuning, then the classifier with gradual unfreezing and discriminative learning rates. LM + classifier on
-# imdb_sample (1,000 reviews) in a few minutes on 2 cores.
+# fine-tuning, then the classifier with gradual unfreezing and discriminative learning rates. 800 training reviews
+# give 25 batches of 32 an epoch: too few steps for the head to settle, so batches of 16 and two head epochs; less
+# dropout and three unfrozen epochs. Measured on imdb_sample, seed 42: the seeds' shape of schedule (bs 32, drop_mult
+# 0.5, 1 + 1 + 2 epochs) 69.5%, this one 72.5% (the TF-IDF baseline on the same split: 86.5%).
+# All cores: with OMP_WAIT_POLICY=PASSIVE (set for workers and the CLI) two threads no longer stall when another
+# process holds a core.
 QUICK = Config(
     pretrained="auto", tokenizer="subword", sp_vocab_sz=8000, emb_sz=128, n_hid=512, n_layers=2,
-    bs=32, seq_len=70, clas_seq_len=72,
-    lm_frozen_epochs=0, lm_frozen_lr=1e-2, lm_epochs=1, lm_lr=2e-3, cpu_threads=1,
-    drop_mult_clas=0.5,
-    clas_phases=({"freeze_to": -1, "epochs": 1, "lr": 2e-2},
+    bs=16, seq_len=70, clas_seq_len=72,
+    lm_frozen_epochs=0, lm_frozen_lr=1e-2, lm_epochs=1, lm_lr=2e-3, cpu_threads=0,
+    drop_mult_clas=0.3,
+    clas_phases=({"freeze_to": -1, "epochs": 2, "lr": 2e-2},
                  {"freeze_to": -2, "epochs": 1, "lr": 1e-2},
-                 {"freeze_to": 0, "epochs": 2, "lr": 5e-3}),
+                 {"freeze_to": 0, "epochs": 3, "lr": 3e-3}),
     pretrain_epochs=2, pretrain_lr=1e-2, lr_find_iters=60,
 )
 

@@ -1,0 +1,204 @@
+"""The pretrained start offline: the starter LM command (on a tiny corpus: CI never retrains the real one), runs that
+start from it (`pretrained="auto"`), what happens when it is missing or damaged, subword vocabularies, and the
+bundled sentiment model shipped in `assets/sentiment` (read-only, hash-checked, good on obvious sentences)."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from test_training import run_in_process
+from ulmfit_demo import models
+from ulmfit_demo.models import inference
+from ulmfit_demo.runs import store
+from ulmfit_demo.train import presets, start, starter
+
+REPO = Path(__file__).resolve().parent.parent
+TINY_STARTER = dict(corpora=["demo"], sp_vocab_sz=600, sp_train_docs=600, emb_sz=16, n_hid=32, n_layers=1, bs=8,
+                    seq_len=16, train_tokens=12000, valid_docs=20, threads=1, lr=1e-2)
+
+
+def _cli(*args, env=None, timeout=300):
+    e = dict(os.environ, PYTHONPATH=str(REPO), **(env or {}))
+    return subprocess.run([sys.executable, "-m", "ulmfit_demo", *args], cwd=REPO, env=e, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def tiny_starter(tmp_path_factory):
+    "The real rebuild command, on the demo corpus and a tiny shape."
+    out = tmp_path_factory.mktemp("starter") / "lm"
+    sets = [a for k, v in TINY_STARTER.items() for a in ("--set", f"{k}={json.dumps(v)}")]
+    p = _cli("train", "--kind", "pretrain", "--preset", "starter", *sets, "--out", str(out), "--json",
+             env={"ULMFIT_DEMO_HOME": str(out.parent / "home")})
+    assert p.returncode == 0, p.stderr[-3000:]
+    return out, json.loads(p.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture
+def use_starter(tiny_starter, monkeypatch):
+    monkeypatch.setenv("ULMFIT_DEMO_STARTER", str(tiny_starter[0]))
+    return tiny_starter[0]
+
+
+def test_starter_command_writes_checked_weights_vocab_and_card(tiny_starter):
+    out, res = tiny_starter
+    card = res["card"]
+    assert res["status"] == "SUCCEEDED" and res["out"] == str(out)
+    assert sorted(p.name for p in out.iterdir()) == ["card.json", "lm.safetensors", "manifest.json", "spm.model",
+                                                       "vocab.json"]
+    man = starter.check(out)  # every file matches its hash
+    assert set(man) == set(starter.FILES)
+    assert card["train_docs_by_source"] == {"demo": card["train_docs"]} and card["tokens_seen"] > 0
+    assert 1 < card["valid_perplexity"] < 600 and card["arch"]["emb_sz"] == 16
+    # The vocabulary is SentencePiece's, whole: every piece has a row, so nothing a user types is cut to xxunk.
+    import sentencepiece as spm
+
+    sp = spm.SentencePieceProcessor(model_file=str(out / "spm.model"))
+    vocab = json.loads((out / "vocab.json").read_text())
+    assert {sp.id_to_piece(i) for i in range(sp.get_piece_size())} <= set(vocab) and card["vocab_size"] == len(vocab)
+    state, vocab2, _, _ = starter.load(out)
+    assert vocab2 == vocab and state["0.encoder.weight"].shape == (len(vocab), 16)
+    assert state["1.decoder.weight"] is state["0.encoder.weight"]  # tied, as fastai's LM
+
+
+def test_a_run_on_auto_starts_from_the_starter_and_is_judged_beside_the_baseline(use_starter):
+    cfg = presets.QUICK.with_(max_docs=120, bs=8, seq_len=16, clas_seq_len=16, lm_frozen_epochs=0, lm_epochs=1,
+                              clas_phases=({"freeze_to": -1, "epochs": 1, "lr": 2e-2},
+                                           {"freeze_to": 0, "epochs": 1, "lr": 5e-3}),
+                              cpu_threads=1, sample_words=3, pretrained="auto")
+    r = run_in_process("ulmfit", cfg)
+    assert r["status"] == store.SUCCEEDED, r["error"]
+    assert r["summary"]["start"] == "starter"
+    ev = store.events(r["id"])
+    note = [e["message"] for e in ev if e["kind"] == "pretrained"]
+    assert note and "bundled starter" in note[0] and "emb_sz 16" in note[0]
+    # The run trains with the starter's shape, pieces and vocab (rows line up with the pretrained weights).
+    rdir = store.run_dir(r["id"])
+    assert json.loads((rdir / "vocab.json").read_text()) == json.loads((use_starter / "vocab.json").read_text())
+    assert (rdir / "spm" / "spm.model").read_bytes() == (use_starter / "spm.model").read_bytes()
+    m = r["summary"]["metrics"]
+    for k in ("accuracy", "baseline_accuracy", "ece", "ece_uncalibrated", "ood_accuracy", "temperature"):
+        assert k in m and np.isfinite(m[k]), k
+    assert 0 <= m["ece"] <= 1 and 0 <= m["ood_accuracy"] <= 1 and m["n_valid"] > 0
+
+    # The classifier carries its temperature; it is applied by predict, and an exported+imported copy keeps it.
+    mid = r["model_id"]
+    meta = models.read_meta(mid)
+    T = meta["calibration"]["temperature"]
+    assert T == pytest.approx(m["temperature"]) and len(meta["calibration"]["reliability"]) == 15
+    p1 = inference.predict(mid, "A fine film with a great cast.")["probs"]
+    copy = models.import_bundle(models.bundle_bytes(mid))
+    assert models.read_meta(copy)["calibration"]["temperature"] == pytest.approx(T)
+    p2 = inference.predict(copy, "A fine film with a great cast.")["probs"]
+    assert p1 == pytest.approx(p2, abs=1e-6)
+
+
+def test_auto_without_a_starter_trains_from_scratch_and_says_what_was_tried(tmp_path, monkeypatch):
+    monkeypatch.setenv("ULMFIT_DEMO_STARTER", str(tmp_path / "nothing"))
+    cfg, info = start.resolve(presets.QUICK, "ulmfit")
+    assert info["source"] == "none" and cfg.pretrained == "none" and info["level"] == "warning"
+    assert "FROM SCRATCH" in info["message"] and "bundled starter" in info["message"]
+    assert "manifest.json is missing" in info["message"]
+
+
+def test_a_damaged_starter_is_refused_with_the_file_named(tiny_starter, tmp_path, monkeypatch):
+    bad = tmp_path / "starter"
+    shutil.copytree(tiny_starter[0], bad)
+    with open(bad / "lm.safetensors", "r+b") as f:
+        f.seek(100)
+        f.write(b"\x00\x01\x02\x03")
+    monkeypatch.setenv("ULMFIT_DEMO_STARTER", str(bad))
+    with pytest.raises(starter.StarterError, match="lm.safetensors is damaged"):
+        starter.load()
+    cfg, info = start.resolve(presets.QUICK, "ulmfit")
+    assert info["source"] == "none" and "lm.safetensors is damaged" in info["message"]
+
+
+def test_explicit_starter_with_another_shape_is_refused_before_any_work(use_starter):
+    errs = presets.check_config(presets.QUICK.with_(pretrained="starter", emb_sz=32), "ulmfit")
+    assert any("bundled starter fits emb_sz 16" in e for e in errs)
+    assert not presets.check_config(start.adopt_starter(presets.QUICK), "ulmfit")
+
+
+def test_a_subword_vocab_is_the_whole_sentencepiece_model_whatever_max_vocab_says():
+    cfg = presets.QUICK.with_(max_docs=120, tokenizer="subword", sp_vocab_sz=500, max_vocab=100, min_freq=5,
+                              pretrained="none", emb_sz=16, n_hid=32, n_layers=1, bs=8, seq_len=16,
+                              lm_frozen_epochs=0, lm_epochs=1, cpu_threads=1, sample_words=2)
+    r = run_in_process("lm", cfg)
+    assert r["status"] == store.SUCCEEDED, r["error"]
+    import sentencepiece as spm
+
+    rdir = store.run_dir(r["id"])
+    sp = spm.SentencePieceProcessor(model_file=str(rdir / "spm" / "spm.model"))
+    vocab = json.loads((rdir / "vocab.json").read_text())
+    pieces = {sp.id_to_piece(i) for i in range(sp.get_piece_size())}
+    extra = [v for v in vocab if v not in pieces and not v.startswith("xx")]
+    assert pieces <= set(vocab) and extra == []  # every piece, nothing else but fastai's special tokens and fillers
+    assert len(pieces) == sp.get_piece_size() == len([v for v in vocab if v in pieces])
+
+
+# ------------------------------------------------------------------------------------------------ bundled model
+
+OBVIOUS = [
+    ("What a wonderful film! The acting is superb.", "positive"),
+    ("I loved this movie, it was brilliant from start to finish.", "positive"),
+    ("An excellent, moving story with great performances.", "positive"),
+    ("This phone is fantastic and the battery lasts all day.", "positive"),
+    ("Great product, works perfectly. Highly recommended!", "positive"),
+    ("The best purchase I have made this year, I love it.", "positive"),
+    ("This was the worst movie I have ever seen.", "negative"),
+    ("Terrible acting and a boring, stupid plot.", "negative"),
+    ("A complete waste of time. I hated every minute of it.", "negative"),
+    ("This blender broke after two days, a total waste of money.", "negative"),
+    ("Awful product. Do not buy it.", "negative"),
+    ("The headphones stopped working after a week. Very disappointed.", "negative"),
+]
+
+
+def test_bundled_model_is_listed_read_only_and_gets_obvious_sentences_right():
+    rows = models.list_models()
+    b = [r for r in rows if r["id"] == "bundled"]
+    assert b and b[0]["origin"] == "bundled" and b[0]["kind"] == "classifier"
+    assert models.resolve("latest", "classifier") == "bundled"  # nothing trained yet: the bundled one is the default
+    res = inference.predict_batch("bundled", [t for t, _ in OBVIOUS])
+    wrong = [(t, r["label"], round(max(r["probs"].values()), 2)) for (t, want), r in zip(OBVIOUS, res)
+             if r["label"] != want]
+    # Films (the domain it was trained on): all right. Everyday products: measured 5 of 6 when the model was built;
+    # it called "The headphones stopped working after a week. Very disappointed." positive (95%), a complaint without
+    # the words a film review would use. The out-of-domain score in assets/README.md shows the same gap.
+    films = {t for t, _ in OBVIOUS[:3] + OBVIOUS[6:9]}
+    assert [w for w in wrong if w[0] in films] == [] and len(wrong) <= 1, wrong
+    with pytest.raises(models.ModelError, match="cannot be deleted"):
+        models.delete("bundled")
+    with pytest.raises(models.ModelError, match="cannot be renamed"):
+        models.rename("bundled", "mine")
+    assert models.get("bundled")["origin"] == "bundled"
+
+
+def test_fresh_machine_cli_predicts_with_the_bundled_model(tmp_path):
+    p = _cli("predict", "--model", "bundled", "--text", "What a wonderful film! The acting is superb.", "--json",
+             env={"ULMFIT_DEMO_HOME": str(tmp_path / "empty_home")})
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    assert out["label"] == "positive" and out["probs"]["positive"] >= 0.8
+
+
+def test_a_damaged_bundled_file_gives_the_message_and_nothing_else_breaks(tmp_path, monkeypatch):
+    bad = tmp_path / "sentiment"
+    shutil.copytree(models.registry.BUNDLED_DIR, bad)
+    with open(bad / "weights.safetensors", "r+b") as f:
+        f.seek(4096)
+        f.write(b"\xff\xfe\xfd")
+    monkeypatch.setenv("ULMFIT_DEMO_BUNDLED", str(bad))
+    assert any(r["id"] == "bundled" for r in models.list_models())  # listing stays cheap and works
+    with pytest.raises(models.ModelError, match="weights.safetensors is damaged.*git checkout"):
+        inference.predict("bundled", "Great film.")
+    (bad / "meta.json").unlink()
+    assert all(r["id"] != "bundled" for r in models.list_models())
+    with pytest.raises(models.ModelError, match="bundled sentiment model is missing or damaged"):
+        models.get("bundled")

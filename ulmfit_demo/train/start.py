@@ -66,7 +66,7 @@ def resolve(cfg: Config, kind: str, progress=None) -> tuple[Config, dict]:
                 msg += " The run follows its shape and tokenizer: " + ", ".join(f"{k} {v}" for k, v in changed.items())
                 msg += "."
             if tried:
-                msg += " Also tried: " + "; ".join(tried) + "."
+                msg += " Before it: " + "; ".join(tried) + "."
             return new, {"source": "starter", "message": msg, "level": "info", "tried": tried, "changed": changed}
     msg = ("No pretrained language model could be used, so this run trains its language model FROM SCRATCH and its "
            "accuracy will be far below ULMFiT's. Tried: " + "; ".join(tried) + ". To fix: " + pretrained.hint(False))

@@ -35,7 +35,19 @@ def home(tmp_path, monkeypatch, fastai_home):
     "A fresh, empty `$ULMFIT_DEMO_HOME` for each test."
     h = tmp_path / "home"
     monkeypatch.setenv("ULMFIT_DEMO_HOME", str(h))
+    # The bundled sentiment model is left out unless a test asks for it (the `bundled` fixture): most tests are about
+    # the models a user trains, and "no model yet" must stay testable.
+    monkeypatch.setenv("ULMFIT_DEMO_BUNDLED", str(tmp_path / "no-bundled-model"))
     return h
+
+
+@pytest.fixture
+def bundled(monkeypatch):
+    "The bundled sentiment model shipped in assets/sentiment, as on a fresh machine."
+    from ulmfit_demo.models import registry
+
+    monkeypatch.setenv("ULMFIT_DEMO_BUNDLED", str(registry.BUNDLED_DIR))
+    return registry.BUNDLED_DIR
 
 
 @pytest.fixture

@@ -178,3 +178,25 @@ def test_a_weak_classifier_is_called_weak_with_its_measured_accuracy(ids):
     assert not [w.value for w in run(sent_model=ids["flip"]).warning if "close to guesses" in w.value]
     # presenter mode hides it: the presenter has already seen it
     assert not [w.value for w in run(sent_model=ids["clas"], sent_presenter=True).warning]
+
+
+def test_a_fresh_machine_judges_with_the_bundled_model(bundled):
+    "Nothing trained yet: the page picks the bundled model and judges the default review, with no weak-model warning."
+    at = run()
+    blobs = html_blobs(at)
+    assert "% confident" in blobs and "Positive" in blobs  # the default review is a clear favourite
+    assert not any("close to guesses" in w.value for w in at.warning)
+    assert not any("no trained sentiment classifier" in i.value for i in at.info)
+
+
+def test_a_damaged_bundled_model_gives_the_message_and_the_page_still_works(tmp_path, monkeypatch, bundled):
+    import shutil
+
+    bad = tmp_path / "sentiment"
+    shutil.copytree(bundled, bad)
+    with open(bad / "weights.safetensors", "r+b") as f:
+        f.seek(4096)
+        f.write(b"\x00\x00\x00")
+    monkeypatch.setenv("ULMFIT_DEMO_BUNDLED", str(bad))
+    at = run()
+    assert any("weights.safetensors is damaged" in e.value for e in at.error)

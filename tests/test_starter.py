@@ -160,7 +160,7 @@ OBVIOUS = [
 ]
 
 
-def test_bundled_model_is_listed_read_only_and_gets_obvious_sentences_right():
+def test_bundled_model_is_listed_read_only_and_gets_obvious_sentences_right(bundled):
     rows = models.list_models()
     b = [r for r in rows if r["id"] == "bundled"]
     assert b and b[0]["origin"] == "bundled" and b[0]["kind"] == "classifier"
@@ -180,7 +180,7 @@ def test_bundled_model_is_listed_read_only_and_gets_obvious_sentences_right():
     assert models.get("bundled")["origin"] == "bundled"
 
 
-def test_fresh_machine_cli_predicts_with_the_bundled_model(tmp_path):
+def test_fresh_machine_cli_predicts_with_the_bundled_model(tmp_path, bundled):
     p = _cli("predict", "--model", "bundled", "--text", "What a wonderful film! The acting is superb.", "--json",
              env={"ULMFIT_DEMO_HOME": str(tmp_path / "empty_home")})
     assert p.returncode == 0, p.stderr

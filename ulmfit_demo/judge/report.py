@@ -44,6 +44,20 @@ def _table(df) -> list[dict]:
     return [{k: (None if v != v else float(v)) for k, v in r.items()} for r in df.to_dict("records")]
 
 
+def calibrate(logits: np.ndarray, y: np.ndarray, seed: int = 0) -> dict | None:
+    """Temperature scaling judged on held-out halves (`calibration.cross_fit`) plus reliability tables before and
+    after (cross-fitted): what a model's metadata keeps under `calibration`. None for fewer than 4 rows."""
+    if len(y) < 4:
+        return None
+    cal = calibration.cross_fit(logits, y, seed=seed)
+    before = calibration.reliability(calibration.apply_temperature(logits, 1.0), y)
+    after = calibration.reliability(cross_fitted_probs(logits, y, seed), y)
+    return {"temperature": cal["temperature"], "ece": cal["ece"], "ece_uncalibrated": cal["ece_uncalibrated"],
+            "n": cal["n"], "reliability_uncalibrated": _table(before), "reliability": _table(after),
+            "protocol": "temperature fitted on one half of the validation set, ECE measured on the other half, "
+                        "and the reverse; 15 equal-width bins"}
+
+
 def judge(*, labels: list[str], valid_logits: np.ndarray, valid_y: np.ndarray, valid_texts: list[str],
           train_texts: list[str], train_labels: list[str], predict_probs: Callable[[list[str]], np.ndarray],
           seed: int = 0) -> dict:
@@ -52,22 +66,16 @@ def judge(*, labels: list[str], valid_logits: np.ndarray, valid_y: np.ndarray, v
     logits = np.asarray(valid_logits, dtype=np.float64)
     y = np.asarray(valid_y)
     acc = float((logits.argmax(1) == y).mean())
-    cal = calibration.cross_fit(logits, y, seed=seed) if len(y) >= 4 else None
     base = baseline.fit(train_texts, train_labels, seed=seed)
     base_pred = base.predict(valid_texts)
     truth = [labels[i] for i in y]
     base_acc = float(np.mean([p == t for p, t in zip(base_pred, truth)]))
     metrics = {"accuracy": acc, "baseline_accuracy": base_acc, "n_valid": int(len(y))}
     out = {"metrics": metrics, "baseline": base}
+    cal = calibrate(logits, y, seed)
     if cal is not None:
         metrics.update(ece=cal["ece"], ece_uncalibrated=cal["ece_uncalibrated"], temperature=cal["temperature"])
-        before = calibration.reliability(calibration.apply_temperature(logits, 1.0), y)
-        after = calibration.reliability(cross_fitted_probs(logits, y, seed), y)
-        out["calibration"] = {"temperature": cal["temperature"], "ece": cal["ece"],
-                              "ece_uncalibrated": cal["ece_uncalibrated"], "n": cal["n"],
-                              "reliability_uncalibrated": _table(before), "reliability": _table(after),
-                              "protocol": "temperature fitted on one half of the validation set, ECE measured on "
-                                          "the other half, and the reverse; 15 equal-width bins"}
+        out["calibration"] = cal
     smap = sentiment_map(labels)
     if smap is not None:
         res = ood.score(lambda texts: [smap[labels[i]] for i in np.asarray(predict_probs(texts)).argmax(1)])

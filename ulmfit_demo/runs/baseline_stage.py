@@ -38,7 +38,7 @@ class BaselineStage:
         import numpy as np
 
         from ulmfit_demo import models
-        from ulmfit_demo.judge import baseline, calibration, ood, report
+        from ulmfit_demo.judge import baseline, ood, report
 
         cfg, frame = self.cfg, self.clas_frame
         trn, val = frame[~frame["is_valid"]], frame[frame["is_valid"]]
@@ -55,20 +55,9 @@ class BaselineStage:
         metrics = {"accuracy": float((logits.argmax(1) == y).mean()), "n_valid": int(len(val)),
                    "n_train": int(len(trn)), "fit_seconds": round(fit_s, 2)}
         seen = y >= 0
-        cal = None
-        if seen.sum() >= 4:
-            lg, ys = logits[seen], y[seen]
-            cv = calibration.cross_fit(lg, ys, seed=cfg.seed)
-            metrics.update(ece=cv["ece"], ece_uncalibrated=cv["ece_uncalibrated"], temperature=cv["temperature"])
-            table = lambda df: [{k: (None if v != v else float(v)) for k, v in r.items()}  # noqa: E731 - NaN: empty bin
-                                for r in df.to_dict("records")]
-            cal = {"temperature": cv["temperature"], "ece": cv["ece"], "ece_uncalibrated": cv["ece_uncalibrated"],
-                   "n": cv["n"],
-                   "reliability_uncalibrated": table(calibration.reliability(calibration.apply_temperature(lg, 1.0),
-                                                                             ys)),
-                   "reliability": table(calibration.reliability(report.cross_fitted_probs(lg, ys, cfg.seed), ys)),
-                   "protocol": "temperature fitted on one half of the validation set, ECE measured on the other "
-                               "half, and the reverse; 15 equal-width bins"}
+        cal = report.calibrate(logits[seen], y[seen], cfg.seed)
+        if cal is not None:
+            metrics.update(ece=cal["ece"], ece_uncalibrated=cal["ece_uncalibrated"], temperature=cal["temperature"])
         judged = None
         smap = report.sentiment_map(base.labels)
         if smap is not None:

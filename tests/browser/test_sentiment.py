@@ -68,3 +68,19 @@ def test_generate_writes_reviews_and_new_seed_gives_new_ones(live, driver):
     wait_for_text(driver, "Sample 1 (seed 2)", timeout=60)
     screenshot(driver, "generate")
     assert not driver.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')
+
+
+def test_a_fresh_machine_judges_reviews_with_the_bundled_model(bundled, tmp_path, fastai_home, driver):
+    "Nothing trained, a server that never ran a page: the Sentiment page uses the bundled model, both ways."
+    from liveserver import Server
+
+    s = Server(tmp_path / "fresh_home", fastai_home)
+    try:
+        driver.get(f"{s.url}/sentiment")
+        wait_for_text(driver, "Positive", timeout=120)  # the page's default review is a clear favourite
+        assert "no trained sentiment classifier" not in driver.find_element(By.TAG_NAME, "body").text
+        _type_review(driver, "This was the worst movie I have ever seen. Terrible acting and a boring plot.")
+        wait_for_text(driver, "Negative", timeout=90)
+        screenshot(driver, "bundled_sentiment")
+    finally:
+        s.stop()

@@ -55,3 +55,14 @@ def atomic_torch_save(obj, path: Path, simulate_enospc: str | None = None) -> Pa
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def sha256(p: Path) -> str:
+    "Hex sha256 of a file, read in 1 MB chunks: what model folders and the shipped assets record and check."
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(p, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -2,19 +2,14 @@
 sha256 and readable header, the vocab against the embedding's rows, and the architecture against the weights'
 shapes (`load_weights_checked`). Every refusal is a `ModelError` that says what is wrong and what to do.
 """
-import hashlib
 from pathlib import Path
 
+from ulmfit_demo.io import sha256
 from ulmfit_demo.models.arch import build_model
 from ulmfit_demo.models.registry import FORMAT, FORMAT_VERSION, KINDS, WEIGHTS, ModelError
 
 
-def _sha256(p: Path) -> str:
-    h = hashlib.sha256()
-    with open(p, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+_sha256 = sha256  # the name the rest of `models` imports
 
 
 def _check_meta(meta: dict, where: str) -> None:

@@ -6,7 +6,6 @@ import time
 
 from ulmfit_demo.data import corpora
 from ulmfit_demo.runs import store
-from ulmfit_demo.train import presets
 
 
 class BaselineStage:
@@ -17,13 +16,7 @@ class BaselineStage:
         cfg = self.cfg
         self.device = "CPU · scikit-learn"
         store.heartbeat(self.id, device=self.device, stage="baseline", step=0, total_steps=1)
-        corpus = corpora.load(self.run["corpus"])
-        for p in corpus.problems:
-            self.sink.event("corpus", p, level="warning")
-        docs = presets.sample_docs(corpus.df, cfg.max_docs, cfg.seed)
-        docs = docs[docs["text"].str.strip() != ""].reset_index(drop=True)
-        presets.validate(cfg, self.kind, corpora.Corpus(corpus.name, docs))  # the corpus may have changed
-        self.check_cancel()
+        corpus, docs = self.load_docs()
         self.clas_frame = corpora.classifier_frame(corpora.Corpus(corpus.name, docs))
         if "baseline" not in self.state["done"]:
             self.stage_baseline()

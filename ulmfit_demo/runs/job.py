@@ -174,13 +174,7 @@ class Job(BaselineStage):
                             level="warning")
 
         cfg = self.resolve_start()
-        corpus = corpora.load(self.run["corpus"])
-        for p in corpus.problems:
-            self.sink.event("corpus", p, level="warning")
-        docs = presets.sample_docs(corpus.df, cfg.max_docs, cfg.seed)
-        docs = docs[docs["text"].str.strip() != ""].reset_index(drop=True)
-        presets.validate(cfg, self.kind, corpora.Corpus(corpus.name, docs))  # the corpus may have changed
-        self.check_cancel()
+        corpus, docs = self.load_docs()
 
         src = self.source_run()
         sp_model = None
@@ -231,6 +225,18 @@ class Job(BaselineStage):
         metrics.update(self.state["metrics"].get("clas", {}))
         metrics.update(self.state["metrics"].get("lr_find", {}))
         return {"model_id": final, "metrics": metrics, "models": models}
+
+    def load_docs(self):
+        "(corpus, the run's non-empty texts): sampled as the config says and validated again (it may have changed)."
+        cfg = self.cfg
+        corpus = corpora.load(self.run["corpus"])
+        for p in corpus.problems:
+            self.sink.event("corpus", p, level="warning")
+        docs = presets.sample_docs(corpus.df, cfg.max_docs, cfg.seed)
+        docs = docs[docs["text"].str.strip() != ""].reset_index(drop=True)
+        presets.validate(cfg, self.kind, corpora.Corpus(corpus.name, docs))
+        self.check_cancel()
+        return corpus, docs
 
     def _lm_steps(self, n_batches: int, phases) -> int:
         from ulmfit_demo.train import stages

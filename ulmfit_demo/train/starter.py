@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from ulmfit_demo.io import sha256
+
 
 @dataclass(frozen=True)
 class StarterConfig:
@@ -223,22 +225,12 @@ class StarterError(ValueError):
     "The starter files are missing or damaged: the message says which file and what to do."
 
 
-def _sha256(p: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(p, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def write_manifest(folder: Path, files=FILES) -> dict:
     "sha256 and size of each file, checked by `check` before the files are used."
     from ulmfit_demo import config as appconfig
 
     folder = Path(folder)
-    man = {f: {"sha256": _sha256(folder / f), "bytes": (folder / f).stat().st_size} for f in files}
+    man = {f: {"sha256": sha256(folder / f), "bytes": (folder / f).stat().st_size} for f in files}
     appconfig.atomic_write(folder / MANIFEST, json.dumps(man, indent=1))
     return man
 
@@ -257,7 +249,7 @@ def check(folder: Path, what: str = "starter language model", rebuild: str = "")
         if not p.is_file():
             raise StarterError(f"The bundled {what} cannot be used: {p} is missing. Restore it from git "
                                f"(`git checkout -- {p}`){rebuild}.")
-        if p.stat().st_size != want["bytes"] or _sha256(p) != want["sha256"]:
+        if p.stat().st_size != want["bytes"] or sha256(p) != want["sha256"]:
             raise StarterError(f"The bundled {what} cannot be used: {p} is damaged (its checksum does not match "
                                f"{MANIFEST}). Restore it from git (`git checkout -- {p}`){rebuild}.")
     return man

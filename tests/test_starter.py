@@ -202,3 +202,19 @@ def test_a_damaged_bundled_file_gives_the_message_and_nothing_else_breaks(tmp_pa
     assert all(r["id"] != "bundled" for r in models.list_models())
     with pytest.raises(models.ModelError, match="bundled sentiment model is missing or damaged"):
         models.get("bundled")
+
+
+def test_a_starter_build_that_fails_says_why_and_leaves_the_existing_starter_as_it_was(tiny_starter, tmp_path):
+    out = tmp_path / "lm"
+    shutil.copytree(tiny_starter[0], out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    sets = [a for k, v in {**TINY_STARTER, "valid_docs": 400}.items() for a in ("--set", f"{k}={json.dumps(v)}")]
+    p = _cli("train", "--kind", "pretrain", "--preset", "starter", *sets, "--out", str(out),
+             env={"ULMFIT_DEMO_HOME": str(tmp_path / "home")})
+    assert p.returncode == 1 and "hold out at most half" in p.stderr and "Traceback" not in p.stderr
+    sets = [a for k, v in {**TINY_STARTER, "bs": 512, "seq_len": 70}.items() for a in ("--set", f"{k}={json.dumps(v)}")]
+    p = _cli("train", "--kind", "pretrain", "--preset", "starter", *sets, "--out", str(out),
+             env={"ULMFIT_DEMO_HOME": str(tmp_path / "home")})
+    assert p.returncode == 1 and "lower bs/seq_len" in p.stderr and "Traceback" not in p.stderr
+    assert {q.name: q.read_bytes() for q in out.iterdir()} == before and not (tmp_path / "lm.building").exists()
+    starter.check(out)

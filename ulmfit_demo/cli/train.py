@@ -192,8 +192,10 @@ def cmd_train_starter(args):
         for name in cfg.corpora:
             corpora.check_name(name)
         card = starter.build(args.out or starter.DEFAULT_DIR, cfg, log=lambda m: print(m, file=sys.stderr, flush=True))
-    except (corpora.CorpusError, ConfigError) as e:
+    except (corpora.CorpusError, ConfigError, starter.StarterError) as e:
         return fail(str(e))
+    except KeyboardInterrupt:
+        return fail(f"Cancelled: {args.out or starter.DEFAULT_DIR} was left as it was.")
     out = {"status": "SUCCEEDED", "out": str(args.out or starter.DEFAULT_DIR), "card": card}
     if args.json:
         print(json.dumps(out))

@@ -52,7 +52,18 @@ def _docs(corpora, load) -> pd.DataFrame:
 
 
 def build(out: Path, cfg: StarterConfig = StarterConfig(), load=None, log=print) -> dict:
-    "Pretrain the starter LM into `out/` and return its card."
+    "Pretrain the starter LM into `out/` and return its card; a failed or cancelled build leaves `out` as it was."
+    import shutil
+
+    try:
+        return _build(out, cfg, load, log)
+    except BaseException:
+        shutil.rmtree(Path(out).with_name(Path(out).name + ".building"), ignore_errors=True)
+        raise
+
+
+def _build(out: Path, cfg: StarterConfig = StarterConfig(), load=None, log=print) -> dict:
+    "`build` without the clean-up."
     import numpy as np
     import torch
     from fastai.text.all import GradientClip, make_vocab
@@ -65,14 +76,22 @@ def build(out: Path, cfg: StarterConfig = StarterConfig(), load=None, log=print)
     if load is None:
         from ulmfit_demo.data import corpora as datasets
         load = datasets.load
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    # Everything is written into a staging folder that replaces `out` only when complete: an interrupted or failed
+    # build leaves the starter that was there (the one the app ships, by default) as it was.
+    final = Path(out)
+    out = final.with_name(final.name + ".building")
+    import shutil
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
     torch.set_num_threads(cfg.threads)
     t_start = time.time()
     docs = _docs(cfg.corpora, load)
     rng = np.random.RandomState(cfg.seed)
     docs = docs.iloc[rng.permutation(len(docs))].reset_index(drop=True)
     log(f"{len(docs):,} documents from {', '.join(cfg.corpora)}")
+    if len(docs) < 2 * cfg.valid_docs:
+        raise StarterError(f"{', '.join(cfg.corpora)} has {len(docs):,} non-empty documents and valid_docs is "
+                           f"{cfg.valid_docs}: hold out at most half of them (--set valid_docs=N) or add corpora.")
 
     # SentencePiece on a sample, then the held-out docs, then training docs until the token budget is met.
     sp_dir = out / ".work"
@@ -107,6 +126,9 @@ def build(out: Path, cfg: StarterConfig = StarterConfig(), load=None, log=print)
         counts[sp.id_to_piece(i)] += 0
     vocab = make_vocab(counts, min_freq=0, max_vocab=len(counts) + 64)
 
+    if n < 2 * cfg.bs * (cfg.seq_len + 1):
+        raise StarterError(f"The training documents hold {n:,} tokens; batches of {cfg.bs} x {cfg.seq_len} need at "
+                           f"least {2 * cfg.bs * (cfg.seq_len + 1):,}. Add corpora or lower bs/seq_len (--set).")
     df = pd.DataFrame({"tokens": t_toks + v_toks})
     splits = (list(range(len(t_toks))), list(range(len(t_toks), len(df))))
     rc = Config(tokenizer="subword", sp_vocab_sz=cfg.sp_vocab_sz, emb_sz=cfg.emb_sz, n_hid=cfg.n_hid,
@@ -154,8 +176,13 @@ def build(out: Path, cfg: StarterConfig = StarterConfig(), load=None, log=print)
     }
     appconfig.atomic_write(out / "card.json", json.dumps(card, indent=2))
     write_manifest(out)  # last: a folder without a manifest is never used
-    import shutil
     shutil.rmtree(sp_dir, ignore_errors=True)
+    old = final.with_name(final.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        final.replace(old)
+    out.replace(final)
+    shutil.rmtree(old, ignore_errors=True)
     return card
 
 

@@ -71,7 +71,14 @@ else:
                        "expected calibration error after temperature scaling (0 = its confidence matches how often "
                        "it is right). OOD: short everyday sentences from other domains. Blank: not measured.")
 
-    t_export, t_rename, t_delete = st.tabs(["Export", "Rename", "Delete"])
+    # The bundled model ships with the app: it cannot be renamed or deleted, so those tabs are not offered for it.
+    read_only = row.get("origin") == "bundled"
+    tabs = st.tabs(["Export"] if read_only else ["Export", "Rename", "Delete"])
+    t_export = tabs[0]
+    if read_only:
+        st.caption("This model ships with the app (assets/sentiment): it cannot be renamed or deleted. Export it and "
+                   "import the bundle to get a copy of your own.")
+    t_rename, t_delete = (None, None) if read_only else (tabs[1], tabs[2])
     with t_export:
         st.write("**Bundle (.zip)**: the weights, the description and a README showing how to load it here or with "
                  "plain fastai. Safe to share. **fastai export (.pkl)**: what `learn.export()` writes, for "
@@ -87,29 +94,30 @@ else:
             c2.download_button("Download fastai export (.pkl)", lambda: models.fastai_bytes(mid),
                                file_name=f"{safe_name}.pkl", mime="application/octet-stream", key="mdl_dl_pkl",
                                icon=":material/download:")
-    with t_rename:
-        new = st.text_input("New name", value=row["name"], key=f"mdl_new_name_{mid}", max_chars=80)
-        if st.button("Rename", key="mdl_rename"):
-            try:
-                models.rename(mid, new)
-            except models.ModelError as e:
-                st.error(str(e))
-            else:
-                st.session_state["mdl_flash"] = f"Renamed to {new.strip()!r}."
-                st.rerun()
-    with t_delete:
-        sure = st.checkbox(f"Yes, delete {row['name']!r} and its files", key="mdl_delete_confirm")
-        if st.button("Delete model", key="mdl_delete", type="primary", disabled=not sure):
-            try:
-                models.delete(mid)
-                from ulmfit_demo.models import inference
-                inference.forget(mid)
-            except models.ModelError as e:
-                st.error(str(e))
-            else:
-                st.session_state["mdl_flash"] = f"Deleted {row['name']!r}."
-                st.session_state.pop("mdl_delete_confirm", None)
-                st.rerun()
+    if not read_only:
+        with t_rename:
+            new = st.text_input("New name", value=row["name"], key=f"mdl_new_name_{mid}", max_chars=80)
+            if st.button("Rename", key="mdl_rename"):
+                try:
+                    models.rename(mid, new)
+                except models.ModelError as e:
+                    st.error(str(e))
+                else:
+                    st.session_state["mdl_flash"] = f"Renamed to {new.strip()!r}."
+                    st.rerun()
+        with t_delete:
+            sure = st.checkbox(f"Yes, delete {row['name']!r} and its files", key="mdl_delete_confirm")
+            if st.button("Delete model", key="mdl_delete", type="primary", disabled=not sure):
+                try:
+                    models.delete(mid)
+                    from ulmfit_demo.models import inference
+                    inference.forget(mid)
+                except models.ModelError as e:
+                    st.error(str(e))
+                else:
+                    st.session_state["mdl_flash"] = f"Deleted {row['name']!r}."
+                    st.session_state.pop("mdl_delete_confirm", None)
+                    st.rerun()
 
 # ----------------------------------------------------------------------------------------------------------- import
 st.subheader("Import a model")

@@ -124,3 +124,13 @@ def test_interpretation_confusion_matrix_and_mistakes(ids):
     assert at.get("plotly_chart")
     mistakes = [d.value for d in at.dataframe if "predicted" in d.value.columns]
     assert mistakes and (mistakes[0]["actual"] != mistakes[0]["predicted"]).all()
+
+
+def test_the_bundled_model_is_offered_without_rename_or_delete(bundled):
+    from support import run_page
+
+    at = run_page("pages/models.py")
+    assert not at.exception
+    assert any("ships with the app" in c.value for c in at.caption)
+    assert not [b for b in at.button if b.key in ("mdl_rename", "mdl_delete")]
+    assert any("baseline is ahead by 2.5 points" in m.value for m in at.markdown)

@@ -221,8 +221,8 @@ def baseline_comparison(row: dict) -> str | None:
                 + ": the yardstick a ULMFiT classifier of this corpus has to beat.")
     if not (isinstance(acc, (int, float)) and isinstance(base, (int, float))):
         return None
-    gap = round((acc - base) * 100)
-    verdict = (f"ULMFiT is ahead by {gap} points." if gap > 0 else f"The baseline is ahead by {-gap} points: on this "
+    gap = round((acc - base) * 100, 1)  # one decimal: whole points disagreed with the rounded percentages shown
+    verdict = (f"ULMFiT is ahead by {gap:.1f} points." if gap > 0 else f"The baseline is ahead by {-gap:.1f} points: on this "
                f"corpus and preset ULMFiT has not earned its cost yet." if gap < 0 else "They are level.")
     return f"ULMFiT {_pct(acc)} vs baseline {_pct(base)} {on}. {verdict}"
 

@@ -190,8 +190,8 @@ with st.expander("Start a new run", expanded=not runs or st.session_state.get("t
             st.rerun()
 
 if not runs:
-    st.info("No runs yet. Pick a preset and press Start; the Quick preset on the demo corpus takes about a minute "
-            "on a laptop.")
+    st.info("No runs yet. Pick a preset and press Start; the Quick preset takes a few minutes on a laptop (measured: "
+            "4.2 minutes on the 1,000-review IMDb sample on 2 CPU cores, less on the smaller demo corpus).")
     st.stop()
 
 # ------------------------------------------------------------------------------------------------ live view

@@ -6,7 +6,9 @@ checkpoint and, for language models, a sample. About once a second: the heartbea
 `CancelFitException`). A non-finite loss stops the run before its gradients touch the weights (`NanLoss`).
 
 Test hooks, honoured only when set: `ULMFIT_DEMO_FAULT_NAN_AT=N` turns the loss of global training step N into NaN
-(through `FaultInjector`, upstream of the check); `ULMFIT_DEMO_TEST_BATCH_DELAY=seconds` sleeps after each batch, so
+(through `FaultInjector`, upstream of the check); `ULMFIT_DEMO_FAULT_OOM_AT=N` raises `torch.cuda.OutOfMemoryError` at
+global training step N, from inside the fit, as a GPU that runs out of memory would;
+`ULMFIT_DEMO_TEST_BATCH_DELAY=seconds` sleeps after each batch, so
 tests can kill, cancel or reload the page mid-epoch of a tiny model.
 """
 import math
@@ -17,6 +19,7 @@ from fastai.callback.core import Callback, CancelFitException
 from fastai.learner import Recorder
 
 FAULT_NAN_ENV = "ULMFIT_DEMO_FAULT_NAN_AT"
+FAULT_OOM_ENV = "ULMFIT_DEMO_FAULT_OOM_AT"
 DELAY_ENV = "ULMFIT_DEMO_TEST_BATCH_DELAY"
 
 
@@ -33,14 +36,20 @@ class Sink:
 
 
 class FaultInjector(Callback):
-    "Test hook: NaN loss at one global step. Runs before `RunReporter` so the real check is what stops the run."
+    """Test hook: at one global step, a NaN loss (`fault="nan"`) or CUDA running out of memory (`fault="oom"`).
+    Runs before `RunReporter` so the real checks are what stop the run."""
     order = Recorder.order - 5
 
-    def __init__(self, at_step: int, reporter: "RunReporter"):
-        self.at_step, self.reporter = at_step, reporter
+    def __init__(self, at_step: int, reporter: "RunReporter", fault: str = "nan"):
+        self.at_step, self.reporter, self.fault = at_step, reporter, fault
 
     def after_loss(self):
         if self.training and self.reporter.step + 1 == self.at_step:
+            if self.fault == "oom":
+                import torch
+
+                raise torch.cuda.OutOfMemoryError(f"CUDA out of memory (simulated by {FAULT_OOM_ENV}). Tried to "
+                                                  f"allocate 2.00 GiB.")
             self.learn.loss_grad = self.learn.loss_grad * float("nan")
             self.learn.loss = self.learn.loss_grad.clone()
 

@@ -39,6 +39,7 @@ class Job(BaselineStage):
         self.cfg = Config.from_dict(run["config"])
         self.rdir = store.run_dir(self.id)
         self.ckdir = self.rdir / "checkpoints"
+        self.stage = None  # the stage in progress
         p = _state_path(self.rdir)
         self.state = json.loads(p.read_text()) if p.exists() else {"done": [], "steps": {}, "models": {},
                                                                     "metrics": {}}
@@ -99,7 +100,7 @@ class Job(BaselineStage):
 
     def reporter(self, stage: str, step: int, learn, phases, tok=None, vocab=None, lm: bool = False):
         from ulmfit_demo.runs import checkpoint
-        from ulmfit_demo.runs.callback import FAULT_NAN_ENV, FaultInjector, RunReporter
+        from ulmfit_demo.runs.callback import FAULT_NAN_ENV, FAULT_OOM_ENV, FaultInjector, RunReporter
         from ulmfit_demo.train import stages
 
         def on_epoch(rep):
@@ -117,6 +118,8 @@ class Job(BaselineStage):
         cbs = [rep]
         if os.environ.get(FAULT_NAN_ENV):
             cbs.append(FaultInjector(int(os.environ[FAULT_NAN_ENV]), rep))
+        if os.environ.get(FAULT_OOM_ENV):
+            cbs.append(FaultInjector(int(os.environ[FAULT_OOM_ENV]), rep, fault="oom"))
         return rep, cbs
 
     def run_phases(self, stage: str, learn, phases, base_step: int, tok=None, vocab=None, lm=False) -> int:
@@ -172,6 +175,15 @@ class Job(BaselineStage):
         if cfg.device == "auto" and cfg.precision in ("fp16", "bf16") and dev == "cpu":
             self.sink.event("precision", f"{cfg.precision} asked for, but there is no GPU: training in fp32.",
                             level="warning")
+        before = self.state.get("device_type")
+        if dev == "cpu" and (cfg.device == "cuda" or before == "cuda"):
+            said = "asks for the GPU" if cfg.device == "cuda" else "trained on the GPU before"
+            self.sink.event("device", f"This run {said}, but torch sees no GPU now (driver or device gone?): "
+                                      f"continuing on the CPU in fp32, which is much slower. Cancel it and resume "
+                                      f"once the GPU is back to use it again.", level="warning",
+                            data={"device": "cpu", "fallback": True, "before": before or cfg.device})
+        self.state["device_type"] = dev
+        self.save_state()
 
         cfg = self.resolve_start()
         corpus, docs = self.load_docs()
@@ -214,6 +226,7 @@ class Job(BaselineStage):
         for stage in stages:
             if stage in self.state["done"]:
                 continue
+            self.stage = stage  # what a failure message names (the worker reads it)
             getattr(self, f"stage_{stage}")()
             self.check_cancel()
         models = self.state["models"]

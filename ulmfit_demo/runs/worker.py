@@ -46,14 +46,26 @@ class StoreSink:
         print(f"[{level}] {kind}: {message}", file=sys.stderr, flush=True)
 
 
-def _final_message(e: BaseException) -> str:
+def _final_message(e: BaseException, job: Job | None = None) -> str:
     if isinstance(e, OSError) and e.errno == errno.ENOSPC:
         return (f"Disk full while writing {e.filename or 'a file'}: {e.strerror}. Free some space under "
                 f"{config.home()} and press Resume; the last complete checkpoint is intact.")
     if type(e).__name__ == "OutOfMemoryError":
-        return ("The GPU ran out of memory. Lower the batch size (bs) or seq_len and start again; checkpoints of "
-                "finished epochs are kept.")
+        return _oom_message(job)
     return f"{type(e).__name__}: {e}"
+
+
+def _oom_message(job: Job | None) -> str:
+    "Out of GPU memory: name the knobs and their values, for the stage that ran out."
+    if job is None:
+        return ("The GPU ran out of memory. Lower the batch size (bs) or the sequence length and start again; "
+                "checkpoints of finished epochs are kept.")
+    cfg, stage = job.cfg, job.stage or "training"
+    seq = ("clas_seq_len", cfg.clas_seq_len) if stage == "clas" else ("seq_len", cfg.seq_len)
+    return (f"The GPU ran out of memory during {stage} with batch size bs={cfg.bs} and {seq[0]}={seq[1]}. Start a "
+            f"new run with a smaller bs (try {max(1, cfg.bs // 2)}) or {seq[0]} (try {max(8, seq[1] // 2)}), or "
+            f"with device 'cpu'. The checkpoint of the last finished epoch is kept in "
+            f"{job.ckdir} (Resume continues from it with the same settings).")
 
 
 def execute(run_id: str, sink: StoreSink | None = None) -> str:
@@ -65,6 +77,7 @@ def execute(run_id: str, sink: StoreSink | None = None) -> str:
     sink = sink or StoreSink(run_id)
     print(f"== run {run_id} ({run['kind']}, preset {run.get('preset')}, corpus {run['corpus']}) pid {os.getpid()} "
           f"at {time.strftime('%Y-%m-%d %H:%M:%S')}", file=sys.stderr, flush=True)
+    job = None
     try:
         job = Job(run, sink)
         # A baseline run needs none of `execute`'s tokenizing and device set-up: scikit-learn on raw text.
@@ -78,7 +91,7 @@ def execute(run_id: str, sink: StoreSink | None = None) -> str:
         store.finish(run_id, store.FAILED, error=str(e))
     except Exception as e:  # noqa: BLE001 - whatever it was, the run must end FAILED with the reason
         traceback.print_exc()
-        store.finish(run_id, store.FAILED, error=_final_message(e))
+        store.finish(run_id, store.FAILED, error=_final_message(e, job))
     else:
         store.finish(run_id, store.SUCCEEDED, model_id=result["model_id"],
                      summary={"metrics": result["metrics"], "models": result["models"]})

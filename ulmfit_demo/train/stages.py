@@ -74,13 +74,12 @@ def set_trainable(learn, freeze_to: int) -> None:
 # ------------------------------------------------------------------------------------------------------ device
 
 def resolve_device(cfg: Config) -> tuple[str, str]:
-    "(device, precision) this run will use: mixed precision on GPUs only, bf16 where the GPU has it."
+    """(device, precision) this run will use: mixed precision on GPUs only, bf16 where the GPU has it. A run that
+    asks for 'cuda' where torch sees no GPU (it was there when the run was queued, and is gone now) gets the CPU:
+    the caller says so (a run is never refused at start for hardware that validation already accepted)."""
     import torch
 
     cuda = torch.cuda.is_available()
-    if cfg.device == "cuda" and not cuda:
-        raise ConfigError("This run asks for device 'cuda', but torch sees no GPU here. Resume it with device "
-                          "'auto' or 'cpu' (start a new run with those settings).")
     dev = "cuda" if (cuda and cfg.device in ("auto", "cuda")) else "cpu"
     prec = cfg.precision
     if dev == "cpu":

@@ -8,7 +8,7 @@ import html
 import streamlit as st
 
 from ulmfit_demo.data import corpora
-from ulmfit_demo.runs import launcher, store, views
+from ulmfit_demo.runs import launcher, store, tboard, views
 from ulmfit_demo.train import presets, pretrained, starter
 from ulmfit_demo.train.presets import ConfigError
 from ulmfit_demo.ui import common as ui
@@ -324,6 +324,9 @@ def live(rid: str):
             items.append(f"<li><span style='color:#888'>epoch {s['epoch']} · step {s['step']}</span> "
                          f"<b>{html.escape(text[:n])}</b>{html.escape(text[n:])}</li>")
         st.markdown("<ul class='samples'>" + "".join(items) + "</ul>", unsafe_allow_html=True)
+    if run["kind"] != "baseline":  # a baseline has no steps to plot
+        st.caption(f"TensorBoard: this run's event files are in `{tboard.folder(rid)}`; "
+                   f"`{tboard.command()}` shows every run.")
     with st.expander("Worker log and events"):
         st.code(store.read_log(rid)[-20_000:] or "(empty)", language=None)
         st.dataframe([{"level": x["level"], "kind": x["kind"], "message": x["message"]} for x in ev[-50:]],

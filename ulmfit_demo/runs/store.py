@@ -342,6 +342,12 @@ def drop_metrics_after(run_id: str, step: int) -> int:
         return con.execute("DELETE FROM metrics WHERE run_id=? AND step>?", (run_id, step)).rowcount
 
 
+def last_step(run_id: str) -> int | None:
+    "The highest step of the run's metric rows (None before the first): where a resumed attempt's TensorBoard file starts."
+    with connect() as con:
+        return con.execute("SELECT MAX(step) FROM metrics WHERE run_id=?", (run_id,)).fetchone()[0]
+
+
 def metrics(run_ids: str | list[str], since_id: int = 0) -> pd.DataFrame:
     "Metric rows of one or several runs, oldest first."
     ids = [run_ids] if isinstance(run_ids, str) else list(run_ids)

@@ -15,20 +15,24 @@ import traceback
 
 from ulmfit_demo import config
 from ulmfit_demo.data import corpora
-from ulmfit_demo.runs import store
+from ulmfit_demo.runs import store, tboard
 from ulmfit_demo.runs.job import Job, RunCancelled
 from ulmfit_demo.train.presets import ConfigError
 
 
 class StoreSink:
-    "The callback's reports, written to the store. The CLI subclasses it to draw a progress bar too."
+    """The callback's reports, written to the store and mirrored to TensorBoard (`tboard`). The CLI subclasses it to
+    draw a progress bar too."""
 
     def __init__(self, run_id: str):
         self.run_id = run_id
         self.stop = False  # set by SIGTERM / Ctrl-C
         self.in_fit = False
+        self.tb = tboard.Writer(run_id, warn=lambda msg: self.event("tensorboard", msg, level="warning"))
 
     def metrics(self, rows):
+        # TensorBoard first: its file opens on the first rows, purging steps after the last one the store kept.
+        self.tb.scalars(rows)
         store.add_metrics(self.run_id, rows)
 
     def heartbeat(self, **progress):
@@ -43,7 +47,13 @@ class StoreSink:
 
     def event(self, kind, message="", level="info", data=None):
         store.add_event(self.run_id, kind, message, level=level, data=data)
+        if kind == "sample" and data:
+            self.tb.text(data.get("stage", "lm"), data.get("step", 0), message)
         print(f"[{level}] {kind}: {message}", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        "The attempt is over: close its TensorBoard file."
+        self.tb.close()
 
 
 def _final_message(e: BaseException, job: Job | None = None) -> str:
@@ -95,6 +105,8 @@ def execute(run_id: str, sink: StoreSink | None = None) -> str:
     else:
         store.finish(run_id, store.SUCCEEDED, model_id=result["model_id"],
                      summary={"metrics": result["metrics"], "models": result["models"]})
+    finally:
+        sink.close()
     final = store.get(run_id)
     print(f"== run {run_id} ended {final['status']}" + (f": {final['error']}" if final["error"] else ""),
           file=sys.stderr, flush=True)

@@ -222,13 +222,12 @@ def load(name: str, progress: Progress | None = None) -> Corpus:
         return Corpus(name, _from_sample_csv(path / "texts.csv"))
     if name in NAMED:
         cached = config.sub("cache") / f"corpus-{name}-{_stamp(path)}.parquet"
-        if cached.exists():
+        # Both files atomically (a temp name of its own per writer); the sidecar, written last, is the commit point.
+        if cached.exists() and cached.with_suffix(".json").exists():
             meta = json.loads(cached.with_suffix(".json").read_text())
             return Corpus(name, pd.read_parquet(cached), meta["problems"])
         df, problems = (_from_imdb_folder(path, progress) if name == "imdb" else _from_wikitext(path))
-        tmp = cached.with_name(cached.name + ".tmp")
-        df.to_parquet(tmp, index=False)
-        os.replace(tmp, cached)
+        config.atomic_write(cached, df.to_parquet(index=False))
         config.atomic_write(cached.with_suffix(".json"), json.dumps({"problems": problems}))
         return Corpus(name, df, problems)
     meta = json.loads((path / "meta.json").read_text())

@@ -4,6 +4,7 @@ turned into messages a person can act on, and the sizes the page accepts (`parse
 
 fastai and sentencepiece are imported inside functions: pages import this module.
 """
+import os
 import re
 import shutil
 import tempfile
@@ -100,8 +101,11 @@ def train_subword(texts: list[str], vocab_sz: int, fp: str, with_rules: bool = T
 
     dest = spm_cache() / f"{_spm_key(fp, vocab_sz, with_rules)}.model"
     # fastai trains into `cache_dir/spm.model`: a folder per training keeps two sessions (or two sizes) from
-    # overwriting each other's files mid-way; only the finished model is copied into the cache, atomically.
-    work = Path(tempfile.mkdtemp(dir=spm_cache(), prefix=".train-"))
+    # overwriting each other's files mid-way; only the finished model is copied into the cache, atomically (the
+    # commit point: `cached_subword` looks at nothing else). The pid in the name lets a later training remove the
+    # folders of processes killed mid-way, which no `finally` cleaned up.
+    _sweep_work()
+    work = Path(tempfile.mkdtemp(dir=spm_cache(), prefix=f".train-{os.getpid()}-"))
     try:
         sp = SubwordTokenizer(vocab_sz=vocab_sz, cache_dir=work)
         raw = work / "texts.out"
@@ -117,6 +121,16 @@ def train_subword(texts: list[str], vocab_sz: int, fp: str, with_rules: bool = T
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return SubwordModel(dest, vocab_sz, _processor(str(dest)).GetPieceSize(), with_rules)
+
+
+def _sweep_work() -> None:
+    "Remove the training folders of processes that are gone."
+    from ulmfit_demo.data.tokcache import pid_alive
+
+    for d in spm_cache().glob(".train-*-*"):
+        pid = d.name.split("-")[1]
+        if pid.isdigit() and not pid_alive(int(pid)):
+            shutil.rmtree(d, ignore_errors=True)
 
 
 @lru_cache(maxsize=32)

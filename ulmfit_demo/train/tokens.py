@@ -1,8 +1,13 @@
 """A run's tokenizer: fastai's word tokens (spaCy + rules, cached on disk by `tokcache`) or a SentencePiece model
 trained on the run's own texts with fastai's rules (`train_subword`), applied once to a run's documents
 (`tokenize_docs`). `Tok.meta` is what a saved model records; `Tok.detok` writes tokens back as text.
+
+Test hook, honoured only when set: `ULMFIT_DEMO_TEST_TOKENIZE_DELAY=seconds` (see `data.tokcache`) also pauses
+`train_subword` while it writes SentencePiece's input and once after SentencePiece trains, before the model is
+moved into place.
 """
 import os
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -50,26 +55,39 @@ class Tok:
 def train_subword(texts: list[str], vocab_sz: int, folder: Path) -> Path:
     """Train SentencePiece (fastai's settings: unigram, fastai's special tokens as user symbols) on `texts` after
     fastai's rules; the model lands in `folder/spm.model`. An existing model is reused (a resumed run must keep
-    the same pieces its checkpoints were trained on)."""
-    model = Path(folder) / "spm.model"
+    the same pieces its checkpoints were trained on).
+
+    Training happens in `folder/.training`, emptied first so nothing of a killed attempt (half its input, a model
+    never moved) is read. `spm.model` is the commit point: renamed into place last, after `spm.vocab`."""
+    folder = Path(folder)
+    model = folder / "spm.model"
     if model.exists():
         return model
     from fastai.text.all import SentencePieceTokenizer, defaults, maps
 
-    from ulmfit_demo.data.tokcache import MAX_CHARS
+    from ulmfit_demo.data.tokcache import MAX_CHARS, delay_hook
 
-    tmp = Path(folder) / ".training"
-    tmp.mkdir(parents=True, exist_ok=True)
+    tmp = folder / ".training"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
     sp = SentencePieceTokenizer(vocab_sz=vocab_sz, cache_dir=tmp)
     raw = tmp / "texts.out"
+    every = max(32, -(-len(texts) // 10))  # the test hook's pauses: about ten while the input is written
     with open(raw, "w", encoding="utf-8") as f:
-        for t in maps(*defaults.text_proc_rules, [t[:MAX_CHARS] for t in texts]):
+        for i, t in enumerate(maps(*defaults.text_proc_rules, [t[:MAX_CHARS] for t in texts]), 1):
             for line in _chunks(t):
                 f.write(line + "\n")
-    trained = sp.train(raw)
-    os.replace(trained, model)  # only a complete model gets the final name
-    if (tmp / "spm.vocab").exists():
-        os.replace(tmp / "spm.vocab", Path(folder) / "spm.vocab")
+            if i % every == 0:
+                f.flush()
+                delay_hook()
+    trained = Path(sp.train(raw))
+    delay_hook()  # a complete model in `.training`, not yet committed
+    for p in (trained.with_suffix(".vocab"), trained):
+        if p.exists():
+            with open(p, "rb") as f:
+                os.fsync(f.fileno())
+            os.replace(p, folder / p.name)
+    shutil.rmtree(tmp, ignore_errors=True)
     return model
 
 

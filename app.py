@@ -17,6 +17,16 @@ PAGES = [
     ("pages/models.py", "Models", ":material/inventory_2:", "models"),
 ]
 
-nav = st.navigation([st.Page(f, title=t, icon=i, url_path=u, default=(u == "home"))
-                     for f, t, i, u in PAGES if (HERE / f).exists()])
-nav.run()
+pages, aliases = [], []
+for f, t, i, u in PAGES:
+    if not (HERE / f).exists():
+        continue
+    if u == "home":
+        # Streamlit serves the default page at `/` only, so `/home` would be "Page not found". The same file once
+        # more as a hidden page answers `/home` (no redirect from `/`: that would trap the browser's Back button).
+        # Two pages may not share a url_path, so the default one gets a name nobody sees.
+        pages.append(st.Page(f, title=t, icon=i, url_path="index", default=True))
+        aliases.append(st.Page(f, title=t, icon=i, url_path=u, visibility="hidden"))
+    else:
+        pages.append(st.Page(f, title=t, icon=i, url_path=u))
+st.navigation(pages + aliases).run()

@@ -51,6 +51,11 @@ st.session_state["corpus"] = choice
 
 # ------------------------------------------------------------------------------------------------ upload
 with st.expander("Upload your own corpus"):
+    # The limit the server was started with (.streamlit/config.toml, or a --server.maxUploadSize flag).
+    st.caption(f"Files up to {st.get_option('server.maxUploadSize')} MB each (for scale: the full IMDb, "
+               "100,000 reviews, is about 135 MB as one CSV). For a bigger file, restart the app with a higher limit: "
+               "`./studio run --server.maxUploadSize=<MB>`. The built-in corpora above (IMDb, WikiText-2) are not "
+               "uploaded: their Get button fetches them, and this limit does not apply.")
     tab_csv, tab_zip = st.tabs(["CSV file", "Zip of folders"])
     with tab_csv:
         st.write("A CSV with one text per row. You choose which column holds the text, and optionally the label "

@@ -9,7 +9,7 @@ import streamlit as st
 
 from ulmfit_demo import models, plots
 from ulmfit_demo.data import corpora
-from ulmfit_demo.models import interpret
+from ulmfit_demo.models import ensemble, interpret
 from ulmfit_demo.ui import common as ui
 from ulmfit_demo.ui import model_widgets as mw
 
@@ -42,12 +42,30 @@ else:
     mid = st.selectbox("Model", list(by_id), key="mdl_model", format_func=lambda i: f"{mw.model_title(by_id[i])} — {i}")
     row = by_id[mid]
     origin = {"trained": f"trained here by run `{row['run_id']}`" if row["run_id"] else "trained here",
-              "bundle": "imported from a bundle", "pkl": "imported from a fastai export (.pkl)"}
+              "bundle": "imported from a bundle", "pkl": "imported from a fastai export (.pkl)",
+              "built": "an ensemble built here from the models below"}
     st.caption(f"id `{mid}` (what the CLI's `--model` takes) · {origin.get(row['source'], row['source'])}")
 
+    if row["kind"] == "ensemble":
+        meta = models.read_meta(mid)
+        line = ensemble.evaluation_line(meta)
+        if line:
+            st.markdown(f"**{html.escape(line)}**")
+        else:
+            st.caption("Not measured: an ensemble's accuracy is only what was measured with it (`models ensemble ... "
+                       "--eval-dataset CORPUS`). Its members' figures below are their own.")
+        st.dataframe(pd.DataFrame([{
+            "member": (m["current"] or {}).get("name", m["name"]), "kind": mw.KIND_WORDS.get(m["kind"], m["kind"]),
+            "weight": f"{m['weight']:.2f}", "corpus": m.get("corpus"),
+            "own accuracy": (f"{m['current']['metrics']['accuracy']:.1%}"
+                             if m["current"] and "accuracy" in m["current"]["metrics"] else ""),
+            "id": m["id"] if m["current"] else f"{m['id']} (missing)"} for m in ensemble.members(mid)]),
+            hide_index=True, key="mdl_members")
+        st.caption("Each member's probabilities (with its own calibration) are averaged with these weights. Own "
+                   "accuracy: what the member's run measured on its own validation reviews.")
     if row["kind"] in mw.SENTIMENT_KINDS:
         # How good is it: beside the baseline fitted on the same split, and how far its confidence can be trusted.
-        line = mw.baseline_comparison(row)
+        line = None if row["kind"] == "ensemble" else mw.baseline_comparison(row)
         if line:
             st.markdown(f"**{html.escape(line)}**")
         elif row["kind"] == "classifier":
@@ -87,7 +105,10 @@ else:
         c1, c2 = st.columns(2)
         c1.download_button("Download bundle (.zip)", lambda: models.bundle_bytes(mid), file_name=f"{safe_name}.zip",
                            mime="application/zip", key="mdl_dl_bundle", icon=":material/download:")
-        if row["kind"] == "baseline":
+        if row["kind"] == "ensemble":
+            c2.caption("The bundle carries each member's own bundle, so importing it installs the whole ensemble. "
+                       "An ensemble has no fastai export: it has no weights of its own.")
+        elif row["kind"] == "baseline":
             c2.caption("A baseline has no fastai export: it is scikit-learn (TF-IDF + logistic regression), not a "
                        "fastai model. Its bundle's README shows how to use it with numpy and scikit-learn.")
         else:
@@ -106,6 +127,10 @@ else:
                     st.session_state["mdl_flash"] = f"Renamed to {new.strip()!r}."
                     st.rerun()
         with t_delete:
+            users = ensemble.used_by(mid)
+            if users:
+                st.info("This model is a member of " + ", ".join(f"**{html.escape(u['name'])}**" for u in users)
+                        + ": delete that ensemble first, or it would be broken.", icon=":material/info:")
             sure = st.checkbox(f"Yes, delete {row['name']!r} and its files", key="mdl_delete_confirm")
             if st.button("Delete model", key="mdl_delete", type="primary", disabled=not sure):
                 try:

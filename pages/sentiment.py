@@ -110,6 +110,12 @@ def show_review(model_row: dict, large: bool) -> None:
         st.markdown(mw.verdict_html(attr, labels, large), unsafe_allow_html=True)
         st.plotly_chart(mw.probs_figure(attr["probs"], labels, large), key="sent_probs_chart",
                         config={"displayModeBar": False})
+        if attr.get("members"):  # an ensemble: what each of its models said, averaged into the verdict above
+            st.markdown("**What each member says**")
+            st.markdown(mw.members_html(attr["members"], labels), unsafe_allow_html=True)
+            if not large:
+                st.caption("The ensemble's probability of each label is the weighted mean of its members' "
+                           "(each with its own calibration applied).")
     with right:
         st.markdown("**Which words pushed it**")
         st.markdown(mw.attribution_html(attr, labels, large), unsafe_allow_html=True)
@@ -118,7 +124,9 @@ def show_review(model_row: dict, large: bool) -> None:
                                      if attr["scored"] < attr["n_words"] else ""))
     if attr["truncated"]:
         st.warning(f"This text is very long: only its first {inference.MAX_CHARS:,} characters were read.")
-    if not large and model_row["kind"] == "baseline":
+    if model_row["kind"] == "ensemble":
+        pass  # its members read the text each their own way; their verdicts are shown above
+    elif not large and model_row["kind"] == "baseline":
         with st.expander("How the model saw it (words)"):
             toks = [t for w in attr["words"] for t in w["tokens"]]
             st.markdown(ui.tokens_html(toks), unsafe_allow_html=True)

@@ -1,4 +1,4 @@
-"""`models list|export|import|rename|delete`, `predict` and `generate`: saved models from the command line.
+"""`models list|export|import|rename|delete|ensemble`, `predict` and `generate`: saved models from the command line.
 `--model` takes an id, a unique model name, or `latest` (the newest model of the kind the command needs)."""
 import json
 import sys
@@ -33,6 +33,17 @@ def register(sub):
     q = msub.add_parser("delete", help="delete a model and its files")
     q.add_argument("model")
     q.set_defaults(func=cmd_delete)
+    q = msub.add_parser("ensemble", help="one model that averages the probabilities of classifiers with the same "
+                                         "labels (e.g. forward + backward, + the baseline)")
+    q.add_argument("members", nargs="+", metavar="MODEL",
+                   help="ids or names of classifiers or baselines ('bundled' for the shipped model); two or more")
+    q.add_argument("--name", required=True)
+    q.add_argument("--weights", type=float, nargs="+", metavar="W", help="one per member (default: equal)")
+    q.add_argument("--eval-dataset", metavar="CORPUS",
+                   help="measure the ensemble and each member on this corpus's validation rows; stored with it")
+    q.add_argument("--eval-max", type=int, metavar="N", help="with --eval-dataset: a seeded sample of N rows at most")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_ensemble)
 
     q = sub.add_parser("predict", help="sentiment of a text, or of every row of a CSV")
     q.add_argument("--model", default="latest",
@@ -112,17 +123,45 @@ def cmd_delete(args):
     print(f"deleted {mid}")
 
 
+def cmd_ensemble(args):
+    from ulmfit_demo.data import corpora
+    from ulmfit_demo.models import ensemble
+
+    bar = Bar()
+    try:
+        try:
+            ids = [models.resolve(m) for m in args.members]
+        except models.ModelError as e:
+            raise models.ModelError(f"Cannot build the ensemble: {e}") from None
+        mid = ensemble.create(ids, args.name, args.weights, eval_dataset=args.eval_dataset, eval_max=args.eval_max,
+                              progress=lambda done, total: bar(f"Scored {done:,} of {total:,} validation texts",
+                                                               done / max(total, 1)))
+    except (models.ModelError, corpora.CorpusError) as e:
+        return fail(str(e))
+    finally:
+        bar.close()
+    meta = models.read_meta(mid)
+    if args.json:
+        print(json.dumps({"model_id": mid, **({"evaluation": meta["evaluation"]} if "evaluation" in meta else {})}))
+        return
+    print(mid)
+    line = ensemble.evaluation_line(meta)
+    if line:
+        print(line)
+
+
 def _resolve_sentiment(ref: str) -> str:
-    "A classifier, or a baseline (which predicts just as one does); `latest` is the newest classifier."
+    "A classifier, or a baseline or an ensemble (which predict just as one does); `latest` is the newest classifier."
     try:
         return models.resolve(ref, "classifier")
     except models.ModelError:
         if ref == "latest":
             raise
-        try:
-            return models.resolve(ref, "baseline")
-        except models.ModelError:
-            pass
+        for kind in ("baseline", "ensemble"):
+            try:
+                return models.resolve(ref, kind)
+            except models.ModelError:
+                pass
         raise
 
 
@@ -133,10 +172,14 @@ def cmd_predict(args):
         mid = _resolve_sentiment(args.model)
         if args.text is not None:
             res = inference.predict(mid, args.text)
+            # An ensemble also says what each member said.
+            mem = [{k: m[k] for k in ("id", "name", "weight", "label", "probs")} for m in res.get("members", [])]
             if args.json:
-                print(json.dumps({"label": res["label"], "probs": res["probs"]}))
+                print(json.dumps({"label": res["label"], "probs": res["probs"], **({"members": mem} if mem else {})}))
             else:
                 print(f"{res['label']} ({res['probs'][res['label']]:.1%})")
+                for m in mem:
+                    print(f"  {m['name']}: {m['label']} ({m['probs'][m['label']]:.1%}), weight {m['weight']:.2f}")
             return
         if not args.text_col or not args.out:
             return fail("--csv needs --text-col (the column holding the text) and --out (where to write results).")

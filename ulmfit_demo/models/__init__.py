@@ -11,6 +11,7 @@ beside them, and everything that uses them. One module per job:
 - `pickles`: what a pickle would import, read without running it, shown before the trust question.
 - `runners`, `inference`, `generate`: using models (predict, batches, attributions, CSV scoring; generated text).
 - `interpret`: a classifier's confusion matrix and most confident mistakes on a corpus.
+- `ensemble`: several classifiers of one label set as one model (kind `ensemble`) averaging their probabilities.
 
 Loading rebuilds the AWD-LSTM from the stored architecture and vocab and fills it from safetensors: nothing is ever
 unpickled, so a model file cannot run code. Importing a fastai `export.pkl` runs its pickle and so needs `trust=True`.

@@ -4,6 +4,7 @@ load it with ULMFiT Studio or plain fastai (`export_bundle`); and installing one
 A bundle carries no code, so importing one is always safe: only the known members are read, each within size
 limits, and the weights are checked against the metadata (shapes, vocab, architecture) before anything is stored.
 A baseline model's bundle holds its two files instead of the weights, each checked against its recorded sha256.
+An ensemble's bundle holds its metadata and each member's own bundle (`ensemble.export_bundle`).
 """
 import io
 import json
@@ -102,6 +103,10 @@ d = vec.transform(["A wonderful film."]) @ w["coef"].T + w["intercept"]
 def export_bundle(model_id: str, out: Path) -> Path:
     "A zip with the weights, metadata and a README; written atomically to `out`."
     meta = read_meta(_check_id(model_id))
+    if meta.get("kind") == "ensemble":  # its members' own bundles inside
+        from ulmfit_demo.models import ensemble
+
+        return ensemble.export_bundle(model_id, out)
     folder = model_folder(model_id)
     if meta.get("kind") == "baseline":
         load_baseline_checked(folder, meta, f"Model {model_id}")  # never hand out a damaged model
@@ -153,6 +158,10 @@ def import_bundle(data: bytes | Path, name: str | None = None) -> str:
         if not isinstance(meta, dict):
             raise ModelError(f"{META} in the bundle is not a JSON object.")
         _check_meta(meta, "The bundle")
+        if meta["kind"] == "ensemble":  # installs its members' bundles, then the ensemble over them
+            from ulmfit_demo.models import ensemble
+
+            return ensemble.import_bundle(z, meta, name)
         is_base = meta["kind"] == "baseline"
         for need in (baseline_files() if is_base else (WEIGHTS,)):
             if need not in members:

@@ -23,6 +23,9 @@ def _check_meta(meta: dict, where: str) -> None:
     if meta["kind"] == "baseline":
         _check_baseline_meta(meta, where)
         return
+    if meta["kind"] == "ensemble":
+        _check_ensemble_meta(meta, where)
+        return
     for k in ("model", "vocab", "tokenizer"):
         if k not in meta:
             raise ModelError(f"{where} has incomplete metadata: '{k}' is missing.")
@@ -129,3 +132,22 @@ def load_baseline_checked(folder: Path, meta: dict, where: str, verify_hash: boo
         raise ModelError(f"{where}: the baseline's labels {base.labels} are not the metadata's {meta['labels']}: "
                          f"its files do not belong together. Train or import the model again.")
     return base
+
+
+# ----------------------------------------------------------------------------------------------------------- ensemble
+
+def _check_ensemble_meta(meta: dict, where: str) -> None:
+    "An ensemble's metadata: labels, and at least two members each with an id, a name, a kind and a positive weight."
+    import math
+
+    if len(meta.get("labels") or []) < 2:
+        raise ModelError(f"{where} is an ensemble without its labels in the metadata.")
+    members = meta.get("members")
+    if not isinstance(members, list) or len(members) < 2:
+        raise ModelError(f"{where} is an ensemble without at least two members in its metadata.")
+    for m in members:
+        if not (isinstance(m, dict) and isinstance(m.get("id"), str) and isinstance(m.get("name"), str)
+                and m.get("kind") in ("classifier", "baseline") and isinstance(m.get("weight"), (int, float))
+                and math.isfinite(m["weight"]) and m["weight"] > 0):
+            raise ModelError(f"{where} has incomplete metadata: each ensemble member needs an id, a name, a kind "
+                             f"(classifier or baseline) and a positive weight.")

@@ -3,7 +3,8 @@ language model. Pages, the CLI and the benchmarks call this module for all of it
 
 Each call takes the model's runner (`runners`: loaded once per process, used under its lock) and resets the model's
 hidden state first. Pages import this module: fastai and torch are imported inside functions. A baseline model
-(kind `baseline`, TF-IDF + logistic regression) answers the same calls from raw text, with no tokenizer or lock.
+(kind `baseline`, TF-IDF + logistic regression) answers the same calls from raw text, with no tokenizer or lock; an
+ensemble (kind `ensemble`) answers them from its members' answers (`ensemble`).
 """
 import math
 from typing import Any, Callable
@@ -119,6 +120,10 @@ def predict(model, text: str) -> dict:
     """`{"label", "probs": {label: p}}` for one text, plus `n_tokens` and `truncated` (text cut at MAX_CHARS)."""
     r = runner(model)
     _need(r, "classifier")
+    if r.kind == "ensemble":  # members' answers averaged (`ensemble`)
+        from ulmfit_demo.models import ensemble
+
+        return ensemble.predict(r, text)
     text, cut = check_text(text)
     if r.kind == "baseline":
         p = _baseline_probs(r, [text])[0]
@@ -136,6 +141,10 @@ def predict_batch(model, texts: list[str], progress: Callable[[int, int], None] 
     `_concat_pool`, so the steps change nothing but the wait); the model lock is released between steps."""
     r = runner(model)
     _need(r, "classifier")
+    if r.kind == "ensemble":  # members' answers averaged (`ensemble`)
+        from ulmfit_demo.models import ensemble
+
+        return ensemble.predict_batch(r, texts, progress)
     results: list[dict | None] = [None] * len(texts)
     todo, kept = [], []
     for i, t in enumerate(texts):
@@ -168,6 +177,10 @@ def attributions(model, text: str) -> dict:
     'logit'."""
     r = runner(model)
     _need(r, "classifier")
+    if r.kind == "ensemble":  # members' answers averaged (`ensemble`)
+        from ulmfit_demo.models import ensemble
+
+        return ensemble.attributions(r, text)
     text, cut = check_text(text)
     if r.kind == "baseline":
         return _baseline_attributions(r, text, cut)

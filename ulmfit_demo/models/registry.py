@@ -18,7 +18,10 @@ from pathlib import Path
 from ulmfit_demo import config
 
 # "baseline": the TF-IDF + logistic-regression yardstick (`judge.baseline`), stored and used like any classifier.
-KINDS = ("language_model", "classifier", "baseline")
+# "ensemble": members' probabilities averaged (`ensemble`); its folder holds only the metadata naming its members.
+KINDS = ("language_model", "classifier", "baseline", "ensemble")
+# An id starts with its kind's prefix, so a caller can tell an ensemble from its id alone (`ensemble.is_ensemble`).
+ID_PREFIX = {"language_model": "lm", "classifier": "clas", "baseline": "base", "ensemble": "ens"}
 FORMAT = "ulmfit-studio-model"
 FORMAT_VERSION = 1
 WEIGHTS = "weights.safetensors"
@@ -135,7 +138,7 @@ def get(model_id: str) -> dict:
 def resolve(ref: str, kind: str | None = None) -> str:
     "A model id from an id, a unique name, or `latest` (newest model of `kind`)."
     rows = list_models(kind)
-    what = {"classifier": "classifier", "language_model": "language model"}.get(kind, "model")
+    what = {"classifier": "classifier", "language_model": "language model", "ensemble": "ensemble"}.get(kind, "model")
     if ref == "latest":
         if not rows:
             raise ModelError(f"There is no {what} yet: train one first (Train page, or `python -m ulmfit_demo train`).")
@@ -174,7 +177,13 @@ def rename(model_id: str, name: str) -> dict:
 def delete(model_id: str) -> None:
     "Remove a model: its folder is renamed away first, so a half-deleted model is never listed."
     _refuse_bundled(model_id, "deleted")
-    get(model_id)
+    row = get(model_id)
+    users = used_by(model_id)
+    if users:  # refused rather than leaving the ensemble broken
+        names = ", ".join(f"{u['name']!r} ({u['id']})" for u in users)
+        raise ModelError(f"{row['name']!r} is a member of the ensemble{'s' if len(users) > 1 else ''} {names}: "
+                         f"deleting it would break {'them' if len(users) > 1 else 'it'}. Delete the ensemble first "
+                         f"(Models page, or `models delete {users[0]['id']}`), then this model.")
     folder = models_dir() / model_id
     trash = models_dir() / f".trash-{model_id}-{secrets.token_hex(3)}"
     if folder.exists():
@@ -182,6 +191,24 @@ def delete(model_id: str) -> None:
     with closing(_db()) as con, con:
         con.execute("DELETE FROM models WHERE id = ?", (model_id,))
     shutil.rmtree(trash, ignore_errors=True)
+
+
+def _member_ids(model_id: str) -> list[str]:
+    "The member ids an ensemble's metadata lists (valid ids only); [] when it cannot be read."
+    try:
+        members = read_meta(model_id).get("members") or []
+    except ModelError:
+        return []
+    return [m["id"] for m in members if isinstance(m, dict) and isinstance(m.get("id"), str)
+            and (m["id"] == BUNDLED_ID or _ID_RE.match(m["id"]))]
+
+
+def used_by(model_id: str) -> list[dict]:
+    "The ensembles (`id`, `name`) that list `model_id` among their members."
+    _reconcile()
+    with closing(_db()) as con:
+        rows = [dict(r) for r in con.execute("SELECT id, name FROM models WHERE kind = 'ensemble'")]
+    return [r for r in rows if model_id in _member_ids(r["id"])]
 
 
 def read_meta(model_id: str) -> dict:
@@ -218,8 +245,7 @@ def _check_name(name: str) -> str:
 
 
 def _new_id(kind: str) -> str:
-    prefix = {"language_model": "lm", "classifier": "clas", "baseline": "base"}[kind]
-    return f"{prefix}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+    return f"{ID_PREFIX[kind]}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
 
 
 def _now() -> str:
@@ -240,4 +266,7 @@ def stamp(model_id: str) -> str:
     except FileNotFoundError:
         return "missing"
     where = f"{p.parent}-" if model_id == BUNDLED_ID else ""  # ULMFIT_DEMO_BUNDLED may point at another copy
-    return f"{where}{st.st_mtime_ns}-{st.st_size}"
+    own = f"{where}{st.st_mtime_ns}-{st.st_size}"
+    if model_id.startswith(ID_PREFIX["ensemble"] + "-"):  # an ensemble answers with its members' files
+        own += "+" + "+".join(stamp(m) for m in _member_ids(model_id))
+    return own

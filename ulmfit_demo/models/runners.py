@@ -80,9 +80,14 @@ def _make_tokenizer(loaded: Loaded):
 
 
 def runner(model) -> Runner:
-    "The cached `Runner` for a model id (or pass a Runner through). Reloads when the model's files changed."
+    """The cached `Runner` for a model id (or pass a Runner through). Reloads when the model's files changed. An
+    ensemble gets its `ensemble.EnsembleRunner` instead: nothing to load, its members have runners of their own."""
     if isinstance(model, Runner):
         return model
+    from ulmfit_demo.models import ensemble  # imported here: it builds on this module
+
+    if ensemble.is_ensemble(model):
+        return ensemble.runner(model)
     if not isinstance(model, str):
         raise ModelError(f"Expected a model id, got {type(model).__name__}.")
     stamp = model_stamp(model)
@@ -110,8 +115,11 @@ def forget(model_id: str) -> None:
 
 def _need(r: Runner, kind: str) -> None:
     "Refuse a model of the wrong kind. A baseline does whatever a classifier does (`kind` 'classifier'), no more."
-    if kind == "classifier" and r.kind == "baseline":
+    if kind == "classifier" and r.kind in ("baseline", "ensemble"):
         return
+    if kind == "language_model" and r.kind == "ensemble":
+        raise InferenceError(f"Model {r.meta['name']!r} is an ensemble of sentiment classifiers: it cannot generate "
+                             f"text. Pick a language model.")
     if kind == "language_model" and r.kind == "baseline":
         raise InferenceError(f"Model {r.meta['name']!r} is a TF-IDF baseline: a baseline cannot generate text. "
                              f"Pick a language model.")

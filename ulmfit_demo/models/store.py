@@ -213,6 +213,11 @@ def load(model_id: str) -> Loaded:
         except StarterError as e:
             raise ModelError(str(e)) from None
     meta = read_meta(model_id)
+    if meta.get("kind") == "ensemble":
+        n = len(meta.get("members") or [])
+        raise ModelError(f"{meta.get('name', model_id)!r} is an ensemble of {n} models: it has no weights of its own, "
+                         f"so it cannot be loaded as one network or exported for fastai. Use it to predict, or export "
+                         f"it as a bundle (.zip), which carries its members.")
     if meta.get("kind") == "baseline":  # TF-IDF + logistic regression: its files are hashed and checked first
         from ulmfit_demo.models.checks import load_baseline_checked
 

@@ -13,9 +13,9 @@ import streamlit as st
 from ulmfit_demo import config, models
 
 KIND_WORDS = {"classifier": "sentiment classifier", "language_model": "language model",
-              "baseline": "TF-IDF baseline"}
-# What a picker of sentiment models offers: ULMFiT classifiers, and the baselines that predict just as they do.
-SENTIMENT_KINDS = ("classifier", "baseline")
+              "baseline": "TF-IDF baseline", "ensemble": "ensemble"}
+# What a picker of sentiment models offers: ULMFiT classifiers, and the baselines and ensembles that predict as they do.
+SENTIMENT_KINDS = ("classifier", "baseline", "ensemble")
 POSITIVE = "#1a7f37"
 NEGATIVE = "#cf222e"
 OTHER = ["#0969da", "#8250df", "#bf8700", "#1b7c83", "#953800"]
@@ -93,8 +93,12 @@ def pick_model(kind: str | tuple, key: str, label: str = "Model", where=None, ex
             st.session_state[key] = st.session_state[keep]
         st.session_state[keep] = (where or st).selectbox(
             label, ids, key=key, format_func=lambda i: model_title(by_id[i]),
-            help="Trained " + " and ".join(KIND_WORDS[k] + "s" for k in kinds) + " on this machine, newest first.")
+            help="Trained " + _and([KIND_WORDS[k] + "s" for k in kinds]) + " on this machine, newest first.")
     return by_id[st.session_state[keep]]
+
+
+def _and(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
 
 
 # ----------------------------------------------------------------------------------------------------------- verdict
@@ -109,6 +113,19 @@ def verdict_html(res: dict, labels: list[str], large: bool = False) -> str:
             f'{label_face(lab, colour, "0.9em")} {html.escape(lab.capitalize())}</div>'
             f'<div style="font-size:{"1.3rem" if large else "1rem"};color:#57606a">'
             f'{p:.0%} confident ({sure})</div>')
+
+
+def members_html(members: list[dict], labels: list[str]) -> str:
+    "An ensemble's members, one line each: name, weight, verdict and confidence in the verdict's colour."
+    lines = []
+    for m in members:
+        lab = m["label"]
+        colour = label_colour(lab, labels)
+        kind = KIND_WORDS.get(m["kind"], m["kind"])
+        lines.append(f'<div style="margin:2px 0">{label_face(lab, colour, "1em")} <b style="color:{colour}">'
+                     f'{html.escape(lab.capitalize())}</b> {m["probs"][lab]:.0%} confident · {html.escape(m["name"])} '
+                     f'<span style="color:#57606a">({html.escape(kind)}, weight {m["weight"]:.2f})</span></div>')
+    return "".join(lines)
 
 
 def probs_figure(probs: dict, labels: list[str], large: bool = False) -> go.Figure:
@@ -235,7 +252,8 @@ def judge_table(rows: list[dict]):
         v = m.get(k)
         return fmt.format(v) if isinstance(v, (int, float)) and math.isfinite(v) else ""
 
-    out = [{"name": r["name"], "kind": "ULMFiT classifier" if r["kind"] == "classifier" else "baseline",
+    kinds = {"classifier": "ULMFiT classifier", "baseline": "baseline", "ensemble": "ensemble"}
+    out = [{"name": r["name"], "kind": kinds[r["kind"]],
             "corpus": r["corpus"], "accuracy": cell(r["metrics"], "accuracy", "{:.1%}"),
             "baseline accuracy": cell(r["metrics"], "baseline_accuracy", "{:.1%}"),
             "ECE (calibrated)": cell(r["metrics"], "ece", "{:.3f}"),

@@ -1,0 +1,434 @@
+"""Ensembles: several sentiment models of one label set used as one, averaging their probabilities (ULMFiT's forward +
+backward classifiers of a corpus, optionally with its TF-IDF baseline).
+
+An ensemble is a model folder holding only `meta.json` (kind `ensemble`): its members' ids, names, kinds and weights
+(equal by default) and the labels. Each member answers through `inference` exactly as it would alone (its own
+temperature applied), and the ensemble's probability of a label is the weighted mean of the members' probabilities of
+that label, matched by name (members may list their labels in a different order). Nothing here is fitted: an
+ensemble's accuracy is only what `evaluate` measured on given texts, recorded with the corpus it was measured on.
+
+Refused, storing nothing: fewer than two members, a member listed twice, a missing member, a language model, members
+whose labels differ, and nested ensembles (an ensemble as a member: list its members instead; flattening would
+silently change their weights). A model that an ensemble uses cannot be deleted (`registry.delete` names the
+ensemble). A bundle of an ensemble carries each member's own bundle, and importing it installs them too.
+"""
+import io
+import json
+import math
+import os
+import re
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from ulmfit_demo import config
+from ulmfit_demo.models import inference, registry
+from ulmfit_demo.models.registry import BUNDLED_ID, FORMAT, FORMAT_VERSION, META, ModelError
+
+KIND = "ensemble"
+MEMBER_KINDS = ("classifier", "baseline")
+COMBINE = "weighted mean of the members' calibrated probabilities, labels matched by name"
+ATTRIBUTION_METHOD = ("Occlusion on the ensemble: each word's score is how much the ensemble's confidence in its "
+                      "verdict (the weighted mean of its members' probabilities) drops when that word alone is removed "
+                      "from the text; every member reads every variant. Negative: removing it makes the ensemble more "
+                      "sure.")
+# A word for occlusion is what a reader sees as one: a run of non-spaces, punctuation attached.
+_WORD = re.compile(r"\S+")
+
+
+def _member_zip(i: int) -> str:
+    "Where member `i`'s own bundle sits in an ensemble bundle (named by position: never a path from the metadata)."
+    return f"members/{i}.zip"
+
+
+@dataclass
+class EnsembleRunner:
+    """What `runners.runner` returns for an ensemble: its metadata, nothing loaded. Members are run one by one through
+    their own cached runners. `id` is None for an ensemble planned but not stored yet (`plan`)."""
+    id: str | None
+    meta: dict
+
+    kind = KIND
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.meta["labels"])
+
+    @property
+    def members(self) -> list[dict]:
+        return list(self.meta["members"])
+
+
+def is_ensemble(model) -> bool:
+    "An ensemble id (ids carry their kind's prefix, `registry.ID_PREFIX`) or an `EnsembleRunner`."
+    return isinstance(model, EnsembleRunner) or (isinstance(model, str)
+                                                 and model.startswith(registry.ID_PREFIX[KIND] + "-"))
+
+
+def runner(model) -> EnsembleRunner:
+    "The ensemble behind an id (or pass an `EnsembleRunner` through)."
+    if isinstance(model, EnsembleRunner):
+        return model
+    row = registry.get(model)
+    if row["kind"] != KIND:
+        raise ModelError(f"Model {row['name']!r} ({model}) is a {row['kind'].replace('_', ' ')}, not an ensemble.")
+    return EnsembleRunner(model, registry.read_meta(model))
+
+
+# ----------------------------------------------------------------------------------------------------------- building
+
+def plan(member_ids: list[str], name: str, weights: list[float] | None = None) -> EnsembleRunner:
+    """Check the members and return the ensemble they would make, not stored. Raises `ModelError` saying what was
+    wrong and what to do: see the module's docstring for what is refused."""
+    name = registry._check_name(name)
+    ids = [str(m) for m in member_ids]
+    if len(ids) < 2:
+        raise ModelError(f"An ensemble needs at least two models; got {len(ids)}"
+                         + (f" ({ids[0]})" if ids else "") + ". Add another classifier with the same labels, e.g. the "
+                         "backward model of the same corpus or its TF-IDF baseline.")
+    twice = sorted({m for m in ids if ids.count(m) > 1})
+    if twice:
+        raise ModelError(f"{', '.join(twice)} is listed more than once: list each model once (use --weights to count "
+                         f"one model more).")
+    rows = []
+    for mid in ids:
+        try:
+            row = registry.get(registry._check_id(mid))
+        except ModelError as e:
+            raise ModelError(f"Cannot build the ensemble: {e}") from None
+        if row["kind"] == KIND:
+            inner = ", ".join(m["id"] for m in registry.read_meta(mid).get("members", []))
+            raise ModelError(f"{row['name']!r} ({mid}) is itself an ensemble (of {inner}). Ensembles are not nested: "
+                             f"list its members beside the other models instead.")
+        if row["kind"] not in MEMBER_KINDS:
+            raise ModelError(f"{row['name']!r} ({mid}) is a {row['kind'].replace('_', ' ')}, not a classifier: an "
+                             f"ensemble averages the probabilities of sentiment classifiers or baselines. Use the "
+                             f"classifier fine-tuned from it.")
+        rows.append(row)
+    labels = [[str(x) for x in registry.read_meta(r["id"]).get("labels") or []] for r in rows]
+    for r, labs in zip(rows[1:], labels[1:]):
+        if sorted(labs) != sorted(labels[0]):
+            raise ModelError(f"The members must predict the same labels: {rows[0]['name']!r} ({rows[0]['id']}) "
+                             f"predicts {', '.join(labels[0])} but {r['name']!r} ({r['id']}) predicts {', '.join(labs)}. Pick "
+                             f"classifiers of the same corpus (or of corpora with the same labels).")
+    if weights is None:
+        weights = [1.0] * len(ids)
+    weights = [float(w) for w in weights]
+    if len(weights) != len(ids):
+        raise ModelError(f"{len(weights)} weights for {len(ids)} models: give one weight per model, or none for equal "
+                         f"weights.")
+    if not all(math.isfinite(w) and w > 0 for w in weights):
+        raise ModelError(f"Weights must be positive numbers (got {', '.join(f'{w:g}' for w in weights)}).")
+    total = sum(weights)
+    corpora = list(dict.fromkeys(r.get("corpus") or "?" for r in rows))
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "id": None, "name": name, "kind": KIND,
+            "corpus": " + ".join(corpora), "run_id": None, "created": None, "source": "built",
+            "labels": labels[0], "combine": COMBINE, "metrics": {},
+            "members": [{"id": r["id"], "name": r["name"], "kind": r["kind"], "weight": w / total,
+                         "corpus": r.get("corpus"), "labels": labs}
+                        for r, w, labs in zip(rows, weights, labels)]}
+    return EnsembleRunner(None, meta)
+
+
+def save(ens: EnsembleRunner, evaluation: dict | None = None, source: str = "built", extra: dict | None = None) -> str:
+    "Store a planned ensemble (with the figures `evaluate` measured, if any) and register it; returns its id."
+    meta = json.loads(json.dumps(ens.meta))
+    model_id = registry._new_id(KIND)
+    meta.update(id=model_id, created=registry._now(), source=source, training=dict(extra or {}))
+    if evaluation:
+        _put_evaluation(meta, evaluation)
+    final = registry.models_dir() / model_id
+    tmp = Path(tempfile.mkdtemp(dir=registry.models_dir(), prefix=f".{model_id}."))
+    try:
+        with open(tmp / META, "w") as f:
+            json.dump(meta, f, indent=1)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    registry._register(meta, registry._folder_size(final))
+    return model_id
+
+
+def create(member_ids: list[str], name: str, weights: list[float] | None = None, eval_dataset: str | None = None,
+           eval_max: int | None = None, progress: Callable[[int, int], None] | None = None) -> str:
+    """Build and store an ensemble; returns its id. With `eval_dataset`, it is first measured on that corpus's
+    validation rows (`evaluate_dataset`) and the figures are stored with it; if that fails, nothing is stored."""
+    ens = plan(member_ids, name, weights)
+    figures = evaluate_dataset(ens, eval_dataset, eval_max, progress=progress) if eval_dataset else None
+    return save(ens, figures)
+
+
+def members(model) -> list[dict]:
+    "The members as stored (id, name at build time, kind, weight, corpus), each with `current`: its registry row."
+    ens = runner(model)
+    out = []
+    for m in ens.members:
+        try:
+            cur = registry.get(m["id"])
+        except ModelError:
+            cur = None
+        out.append(dict(m, current=cur))
+    return out
+
+
+def used_by(model_id: str) -> list[dict]:
+    "The ensembles (id, name) that list `model_id` among their members."
+    return registry.used_by(model_id)
+
+
+# ----------------------------------------------------------------------------------------------------------- using
+
+def _member_ids(ens: EnsembleRunner) -> list[str]:
+    out = []
+    for m in ens.members:
+        try:
+            registry.get(m["id"])
+        except ModelError:
+            raise ModelError(f"The ensemble {ens.meta['name']!r} is broken: its member {m['name']!r} ({m['id']}) is "
+                             f"not on this machine any more. Delete the ensemble and build it again from models that "
+                             f"exist (`models ensemble ID ID ... --name NAME`).") from None
+        out.append(m["id"])
+    return out
+
+
+def _combine(ens: EnsembleRunner, answers: list[dict]) -> dict:
+    "The ensemble's verdict from its members' answers to one text (in member order)."
+    probs = {lab: sum(m["weight"] * a["probs"][lab] for m, a in zip(ens.members, answers)) for lab in ens.labels}
+    label = max(ens.labels, key=lambda lab: probs[lab])  # first label on a tie, as argmax
+    return {"label": label, "probs": probs,
+            "members": [{"id": m["id"], "name": m["name"], "kind": m["kind"], "weight": m["weight"],
+                         "label": a["label"], "probs": {lab: a["probs"][lab] for lab in ens.labels}}
+                        for m, a in zip(ens.members, answers)]}
+
+
+def predict(model, text: str) -> dict:
+    """`{"label", "probs", "truncated", "members": [{"id", "name", "kind", "weight", "label", "probs"}]}`: the
+    ensemble's verdict and each member's (probabilities in the ensemble's label order)."""
+    ens = runner(model)
+    text, cut = inference.check_text(text)
+    return {**_combine(ens, [inference.predict(mid, text) for mid in _member_ids(ens)]), "truncated": cut}
+
+
+def predict_batch(model, texts: list[str], progress: Callable[[int, int], None] | None = None) -> list[dict]:
+    """As `inference.predict_batch`, each row with its members' verdicts too. Each member scores every text in one
+    batch call; `progress(done, total)` counts the ensemble's share of the work in texts."""
+    ens = runner(model)
+    ids = _member_ids(ens)
+    per_member = []
+    for k, mid in enumerate(ids):
+        step = None
+        if progress:
+            def step(done, total, k=k):
+                progress(min(total, (k * total + done) // len(ids)), total)
+        per_member.append(inference.predict_batch(mid, texts, step))
+    out = []
+    for answers in zip(*per_member):
+        bad = next((a for a in answers if a["label"] is None), None)
+        out.append({"label": None, "probs": {}, "error": bad.get("error", "")} if bad else _combine(ens, answers))
+    return out
+
+
+def _without(text: str, a: int, b: int) -> str:
+    "The text with the word at [a, b) removed, and one space beside it, so the rest reads as before."
+    return (text[:a] + text[b:].lstrip()) if text[b:].strip() else text[:a].rstrip()
+
+
+def attributions(model, text: str) -> dict:
+    """Word scores by occlusion of the ensemble itself (`ATTRIBUTION_METHOD`), in `inference.attributions`' shape,
+    plus `members` (each member's verdict on the whole text). The members' own attributions are not mixed: an
+    AWD-LSTM's occlusion and a baseline's linear weights are on different scales."""
+    ens = runner(model)
+    text, cut = inference.check_text(text)
+    spans = [m.span() for m in _WORD.finditer(text)]
+    # As in `inference.attributions`: at most MAX_ATTR_WORDS words, fewer for long texts (words x words <= ATTR_WORK).
+    n = max(1, min(inference.MAX_ATTR_WORDS, inference.ATTR_WORK // max(len(spans), 1)))
+    scored = spans[:n]
+    variants = [_without(text, a, b) for a, b in scored]
+    rows = predict_batch(ens, [text] + variants)
+    full = rows[0]
+    lab = full["label"]
+    base = full["probs"][lab]
+    words = []
+    for k, (a, b) in enumerate(spans):
+        r = rows[k + 1] if k < len(scored) else None
+        # A one-word text has nothing left once its word is removed: that word is not scored rather than guessed.
+        score = base - r["probs"][lab] if r is not None and r["label"] is not None else None
+        words.append({"text": text[a:b], "score": score, "tokens": [text[a:b]]})
+    return {"label": lab, "prob": base, "probs": full["probs"], "method": ATTRIBUTION_METHOD, "words": words,
+            "scored": len(scored), "n_words": len(spans), "truncated": cut, "members": full["members"]}
+
+
+# ----------------------------------------------------------------------------------------------------------- measuring
+
+def evaluate(model, texts: list[str], labels: list[str],
+             progress: Callable[[int, int], None] | None = None) -> dict:
+    """Accuracy of the ensemble and of each member on `texts` with true `labels`, all from one scoring pass:
+    `{"accuracy", "n", "n_left_out", "members": [{"id", "name", "kind", "weight", "accuracy"}], "labels"}`. Rows whose
+    label the ensemble does not predict, or whose text is blank, are left out (counted in `n_left_out`)."""
+    ens = runner(model)
+    if len(texts) != len(labels):
+        raise ModelError(f"{len(texts)} texts but {len(labels)} labels: give one label per text.")
+    keep = [(t, str(y)) for t, y in zip(texts, labels) if str(y) in ens.labels]
+    if not keep:
+        raise ModelError(f"None of the {len(texts)} rows has a label this ensemble predicts ({', '.join(ens.labels)}): "
+                         f"measure it on the corpus its members were trained on.")
+    rows = predict_batch(ens, [t for t, _ in keep], progress)
+    pairs = [(r, y) for r, (_, y) in zip(rows, keep) if r["label"] is not None]
+    if not pairs:
+        raise ModelError("Every text to measure on is blank.")
+    n = len(pairs)
+    return {"accuracy": sum(r["label"] == y for r, y in pairs) / n, "n": n, "n_left_out": len(texts) - n,
+            "labels": ens.labels,
+            "members": [{"id": m["id"], "name": m["name"], "kind": m["kind"], "weight": m["weight"],
+                         "accuracy": sum(r["members"][i]["label"] == y for r, y in pairs) / n}
+                        for i, m in enumerate(ens.members)]}
+
+
+def evaluate_dataset(model, dataset: str, max_docs: int | None = None, seed: int = 0,
+                     progress: Callable[[int, int], None] | None = None) -> dict:
+    """`evaluate` on the validation rows of a corpus (`corpora.classifier_frame`: its valid split, else its test
+    split), or a seeded sample of `max_docs` of them; the figures also name the corpus and how many rows it has."""
+    from ulmfit_demo.data import corpora
+
+    df = corpora.classifier_frame(corpora.load(dataset))
+    valid = df[df["is_valid"]]
+    n_valid = len(valid)
+    if max_docs is not None and n_valid > max_docs:
+        valid = valid.sample(n=int(max_docs), random_state=seed)
+    out = evaluate(model, valid["text"].tolist(), valid["label"].astype(str).tolist(), progress)
+    return {**out, "dataset": dataset, "split": "validation", "n_valid": n_valid,
+            "sampled": len(valid) < n_valid, "seed": seed}
+
+
+def _put_evaluation(meta: dict, figures: dict) -> None:
+    meta["evaluation"] = dict(figures, measured=registry._now())
+    best = max(m["accuracy"] for m in figures["members"])
+    meta["metrics"] = {"accuracy": figures["accuracy"], "n_valid": figures["n"], "best_member_accuracy": best}
+
+
+def record_evaluation(model_id: str, figures: dict) -> dict:
+    """Store figures from `evaluate`/`evaluate_dataset` in the ensemble's metadata (`evaluation`) and its registry
+    metrics (`accuracy`, `n_valid`, `best_member_accuracy`); add `dataset` to say what they were measured on."""
+    runner(model_id)
+    meta = registry.read_meta(model_id)
+    _put_evaluation(meta, figures)
+    config.atomic_write(registry.models_dir() / model_id / META, json.dumps(meta, indent=1))
+    registry._register(meta, registry._folder_size(registry.models_dir() / model_id))
+    return meta
+
+
+def evaluation_line(meta: dict) -> str | None:
+    "One sentence comparing the ensemble with each member on the rows it was measured on; None if never measured."
+    ev = meta.get("evaluation")
+    if not ev:
+        return None
+    where = f"the {ev['n']:,} validation reviews of {ev['dataset']}" if ev.get("dataset") else f"{ev['n']:,} reviews"
+    mem = ", ".join(f"{m['name']} {m['accuracy']:.1%}" for m in ev["members"])
+    best = max(m["accuracy"] for m in ev["members"])
+    gap = round((ev["accuracy"] - best) * 100, 1)
+    verdict = (f"{gap:.1f} points above its best member." if gap > 0 else
+               f"{-gap:.1f} points below its best member: averaging did not help here." if gap < 0 else
+               "level with its best member.")
+    return f"Ensemble {ev['accuracy']:.1%} vs {mem}, on {where}: {verdict}"
+
+
+# ----------------------------------------------------------------------------------------------------------- bundles
+
+def _readme(meta: dict) -> str:
+    rows = "\n".join(f"| `{_member_zip(i)}` | {m['name']} | {m['kind']} | {m['weight']:.4g} |"
+                     for i, m in enumerate(meta["members"]))
+    return f"""# {meta['name']}
+
+An ensemble exported from ULMFiT Studio (model id `{meta['id']}`): its probability of each label
+({', '.join(meta['labels'])}) is the weighted mean of its members' probabilities of that label, each member with its
+own temperature applied (`calibration.temperature` in its metadata). It has no weights of its own.
+
+| member bundle | name | kind | weight |
+| --- | --- | --- | --- |
+{rows}
+
+Each member is an ordinary model bundle with its own README (how to load it with plain fastai or scikit-learn).
+`{META}` lists the members in this order.
+
+## With ULMFiT Studio
+
+    python -m ulmfit_demo models import this_bundle.zip
+    python -m ulmfit_demo predict --model <the id it prints> --text "A wonderful film." --json
+"""
+
+
+def export_bundle(model_id: str, out: Path) -> Path:
+    "A zip with the ensemble's metadata, a README and each member's own bundle; written atomically to `out`."
+    from ulmfit_demo.models import bundle
+
+    ens = runner(model_id)
+    ids = _member_ids(ens)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr(META, json.dumps(ens.meta, indent=1))
+        z.writestr(bundle.BUNDLE_README, _readme(ens.meta))
+        for i, mid in enumerate(ids):  # already compressed: stored as they are
+            z.writestr(_member_zip(i), bundle.bundle_bytes(mid), compress_type=zipfile.ZIP_STORED)
+    return config.atomic_write(Path(out), buf.getvalue())
+
+
+def _same_as_bundled(member_meta: dict) -> bool:
+    "A member exported from the bundled model, and this machine has that very model: use it instead of a copy."
+    try:
+        mine = registry.read_meta(BUNDLED_ID)
+        registry.get(BUNDLED_ID)
+    except ModelError:
+        return False
+    w = (member_meta.get("weights") or {}).get("sha256")
+    return member_meta.get("id") == BUNDLED_ID and bool(w) and w == (mine.get("weights") or {}).get("sha256")
+
+
+def import_bundle(z: zipfile.ZipFile, meta: dict, name: str | None = None) -> str:
+    """Install an ensemble bundle (`bundle.import_bundle` hands it here after reading its metadata): each member's
+    bundle first (checked as any bundle is), then the ensemble over them. On any refusal the members installed so
+    far are removed again, so a bad bundle leaves nothing behind."""
+    from ulmfit_demo.models import bundle
+
+    entries = {i.filename: i for i in z.infolist()}
+    new_ids, installed = [], []
+    try:
+        for i, m in enumerate(meta["members"]):
+            entry = _member_zip(i)
+            if entry not in entries:
+                raise ModelError(f"The ensemble bundle lacks {entry} (member {m.get('name')!r}): it was not exported "
+                                 f"whole. Export the ensemble again.")
+            if entries[entry].file_size > bundle.MAX_BUNDLE_MEMBER:
+                raise ModelError(f"{entry} in the bundle is {entries[entry].file_size:,} bytes: too large to be a "
+                                 f"model.")
+            try:
+                raw = z.read(entry)
+                with zipfile.ZipFile(io.BytesIO(raw)) as inner:
+                    inner_meta = json.loads(inner.read(META))
+            except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError) as e:
+                raise ModelError(f"{entry} in the ensemble bundle is not a readable model bundle ({e}).") from None
+            if not isinstance(inner_meta, dict) or inner_meta.get("kind") not in MEMBER_KINDS:
+                raise ModelError(f"{entry} in the ensemble bundle is not a classifier or baseline bundle: refused.")
+            if _same_as_bundled(inner_meta):
+                new_ids.append(BUNDLED_ID)
+                continue
+            mid = bundle.import_bundle(raw)
+            installed.append(mid)
+            new_ids.append(mid)
+        ens = plan(new_ids, name or meta.get("name") or "imported ensemble", [m["weight"] for m in meta["members"]])
+        ev = meta.get("evaluation")
+        # The members are copies of the ones measured, so the figures still describe this ensemble.
+        figures = dict(ev, members=[dict(f, id=i) for f, i in zip(ev["members"], new_ids)]) if ev else None
+        return save(ens, figures, source="bundle", extra={"imported_from": meta.get("id")})
+    except BaseException:
+        for mid in installed:
+            try:
+                registry.delete(mid)
+            except ModelError:
+                pass
+        raise

@@ -28,7 +28,8 @@ GROUPS = {
     "LM schedule": ["lm_frozen_epochs", "lm_frozen_lr", "lm_epochs", "lm_lr"],
     "Classifier schedule": ["clas_phases", "lr_div"],
     "Stage 1 / LR finder": ["pretrain_epochs", "pretrain_lr", "lr_find_stage", "lr_find_iters"],
-    "Hardware & run": ["device", "precision", "cpu_threads", "seed", "log_every", "sample_prompt", "sample_words"],
+    "Hardware & run": ["device", "precision", "cpu_threads", "procs", "seed", "log_every", "sample_prompt",
+                       "sample_words"],
 }
 CHOICES = {"tokenizer": ["word", "subword"], "device": ["auto", "cpu", "cuda"],
            "precision": ["auto", "fp32", "fp16", "bf16"], "lr_find_stage": ["lm", "clas"]}
@@ -77,7 +78,8 @@ st.session_state.setdefault("train_base", "ULMFiT")
 
 def knob_widget(name: str, lm_runs: list[str]):
     key, help_ = _knob_key(name), KNOB_HELP.get(name)
-    label = name.replace("_", " ") + (" (0 = all)" if name == "max_docs" else "")
+    label = {"procs": "processes (data-parallel, via accelerate)"}.get(name, name.replace("_", " ")) \
+        + (" (0 = all)" if name == "max_docs" else "")
     v = st.session_state.get(key)
     if name == "clas_phases":
         import pandas as pd

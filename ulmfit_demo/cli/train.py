@@ -28,6 +28,10 @@ def register(sub):
     p.add_argument("--seeds", type=int, default=1, metavar="N",
                    help="N runs one after another that differ only by seed (seed, seed+1, ...), then the mean, std, "
                         "min and max of their figures (default 1: one run, printed as usual)")
+    p.add_argument("--procs", type=int, default=None, metavar="N",
+                   help="train with N data-parallel processes through Hugging Face accelerate (one per GPU on a "
+                        "multi-GPU machine; on a CPU the N processes share the cores, gloo backend). Same as "
+                        "--set procs=N; the run is started by the background launcher and followed here")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     p.add_argument("--out", default=None, help="--kind pretrain --preset starter only: where the starter LM is written "
                                                "(default: the app's assets/starter_lm)")
@@ -97,6 +101,8 @@ def cmd_train(args):
         return cmd_train_starter(args)
     try:
         cfg = presets.preset(args.preset).with_(**parse_overrides(args.set))
+        if args.procs is not None:
+            cfg = cfg.with_(procs=args.procs)
     except (ConfigError, TypeError) as e:
         return fail(str(e))
     preset_name = next(k for k in presets.PRESETS if k.lower() == args.preset.lower())
@@ -119,6 +125,8 @@ def _train_one(args, cfg, preset_name: str) -> str:
     from ulmfit_demo.runs import launcher, store, worker
 
     launcher.startup_check()
+    if cfg.procs > 1:
+        return _train_launched(args, cfg, preset_name)
     run_id = store.create_run(args.kind, cfg.to_dict(), preset=preset_name, corpus=args.dataset, foreground=True,
                               pid=os.getpid())
     print(f"run {run_id}: {args.kind} on {args.dataset} with preset {preset_name}", file=sys.stderr, flush=True)
@@ -152,6 +160,35 @@ def _train_one(args, cfg, preset_name: str) -> str:
     finally:
         bar.newline()
         launcher.start_next()
+    return run_id
+
+
+def _train_launched(args, cfg, preset_name: str) -> str:
+    """A run of several processes: accelerate's launcher starts them (the background launcher's path, the same run
+    in the store), and this command follows the run to its end. Ctrl-C asks it to cancel, as in the foreground."""
+    from ulmfit_demo.runs import launcher, store
+
+    run_id = launcher.submit(args.kind, cfg, args.dataset, preset=preset_name)
+    print(f"run {run_id}: {args.kind} on {args.dataset} with preset {preset_name}, {cfg.procs} processes "
+          f"(log: {store.log_path(run_id)})", file=sys.stderr, flush=True)
+    bar = _Bar(enabled=True)
+    try:
+        while True:
+            try:
+                r = store.get(run_id)
+                if r["status"] not in store.ACTIVE:
+                    break
+                if r["status"] == store.RUNNING:
+                    bar({"stage": r.get("stage"), "step": r.get("step"), "total_steps": r.get("total_steps"),
+                         "rate": r.get("rate")})
+                time.sleep(1)
+                launcher.startup_check()  # a launcher that died: INTERRUPTED, and the loop ends
+            except KeyboardInterrupt:
+                bar.newline()
+                print("cancelling (checkpoints are kept)...", file=sys.stderr, flush=True)
+                launcher.cancel(run_id)
+    finally:
+        bar.newline()
     return run_id
 
 

@@ -71,6 +71,7 @@ class RunReporter(Callback):
         self._pending: list[tuple] = []
         self._delay = float(os.environ.get(DELAY_ENV, "0") or 0)
         self._gpu = None
+        self._world = int(os.environ.get("WORLD_SIZE", "1") or 1)  # processes training this run (rank 0 reports)
         self._t_train, self._steps0, self._t0 = 0.0, step, time.perf_counter()
 
     # -- called by the stage runner
@@ -140,8 +141,8 @@ class RunReporter(Callback):
             rows.append((*t, split, metric, _num(v)))
         elapsed = time.perf_counter() - self._t_epoch
         rows.append((*t, "epoch", "time", elapsed))
-        if self._t_train > 0:
-            rows.append((*t, "epoch", "tokens_per_s", self._tokens / self._t_train))
+        if self._t_train > 0:  # every process reads as many tokens as this one (DistributedDL evens them out)
+            rows.append((*t, "epoch", "tokens_per_s", self._tokens * self._world / self._t_train))
         if self._gpu:
             import torch
 
@@ -169,14 +170,24 @@ class RunReporter(Callback):
 
     def _check(self, force: bool = False):
         now = time.monotonic()
-        if not force and now - self._last_check < self.check_every_s:
+        if self._world > 1:
+            # Several processes: all of them must look at the flag at the same step (a collective), so the check
+            # goes by training steps, not by the clock.
+            if not force and not (self.training and self.step % self.log_every == 0):
+                return
+        elif not force and now - self._last_check < self.check_every_s:
             return
         self._last_check = now
         rate = self.rate
         if rate is None and self._t_train == 0 and self.step > self._steps0:
             rate = (self.step - self._steps0) / max(time.perf_counter() - self._t0, 1e-9)  # first epoch: so far
         self.sink.heartbeat(stage=self.stage, step=self.step, total_steps=self.total_steps, rate=rate)
-        if self.sink.cancelled():
+        stop = self.sink.cancelled()
+        if self._world > 1:
+            from ulmfit_demo.runs import distrib
+
+            stop = distrib.any_true(stop)
+        if stop:
             self._flush()
             self.cancelled_fit = True
             raise CancelFitException()

@@ -28,8 +28,11 @@ def atomic_torch_save(obj, path: Path, count: bool = True) -> Path:
 
 def save(path: Path, learn, meta: dict) -> Path:
     "Model + optimizer state + where the run stands (`meta`): enough to continue the same one-cycle schedule."
-    state = {"model": learn.model.state_dict(), "opt": learn.opt.state_dict() if learn.opt is not None else None,
-             "meta": meta}
+    from ulmfit_demo.runs.distrib import unwrap
+
+    # Inside a run of several processes the model is wrapped in DistributedDataParallel: save the model itself.
+    state = {"model": unwrap(learn.model).state_dict(),
+             "opt": learn.opt.state_dict() if learn.opt is not None else None, "meta": meta}
     return atomic_torch_save(state, path)
 
 

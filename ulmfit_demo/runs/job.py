@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ulmfit_demo import config
 from ulmfit_demo.data import corpora
-from ulmfit_demo.runs import store
+from ulmfit_demo.runs import distrib, store
 from ulmfit_demo.runs.baseline_stage import BaselineStage
 from ulmfit_demo.train import presets
 from ulmfit_demo.train.presets import Config, ConfigError
@@ -46,7 +46,8 @@ class Job(BaselineStage):
 
     # ------------------------------------------------------------------------------------------------ helpers
     def save_state(self):
-        config.atomic_write(_state_path(self.rdir), json.dumps(self.state, indent=2))
+        if distrib.is_main():  # several processes: rank 0 keeps the run's files
+            config.atomic_write(_state_path(self.rdir), json.dumps(self.state, indent=2))
 
     def check_cancel(self):
         if self.sink.cancelled():
@@ -104,12 +105,19 @@ class Job(BaselineStage):
         from ulmfit_demo.train import stages
 
         def on_epoch(rep):
+            if not distrib.is_main():  # rank 0 checkpoints and samples for every process of the run
+                return
             meta = {"stage": stage, "phase": rep.phase, "epochs_done": rep.epoch + 1, "step": rep.step,
                     "stage_epoch": rep.stage_epoch}
             checkpoint.save(self.ckdir / f"{stage}.pth", learn, meta)
             if lm and not self.cfg.backwards and self.cfg.sample_words > 0:
-                text = stages.sample_text(learn, tok, vocab, self.cfg.sample_prompt, self.cfg.sample_words,
-                                          self.cfg.seed)
+                wrapped = learn.model
+                learn.model = distrib.unwrap(wrapped)  # sampling is not a collective: outside DDP
+                try:
+                    text = stages.sample_text(learn, tok, vocab, self.cfg.sample_prompt, self.cfg.sample_words,
+                                              self.cfg.seed)
+                finally:
+                    learn.model = wrapped
                 self.sink.event("sample", text, data={"stage": stage, "epoch": rep.stage_epoch + 1,
                                                       "step": rep.step, "prompt": self.cfg.sample_prompt})
 
@@ -136,7 +144,7 @@ class Job(BaselineStage):
             restore = lambda l, with_opt: checkpoint.restore(l, saved, with_opt)  # noqa: E731
             self.sink.event("resumed", f"Continuing {stage} from its checkpoint after epoch {meta['stage_epoch'] + 1}"
                                        f" (step {step}).", data=meta)
-        dropped = store.drop_metrics_after(self.id, step)
+        dropped = store.drop_metrics_after(self.id, step) if distrib.is_main() else 0
         if dropped:
             self.sink.event("resumed", f"Dropped {dropped} metric rows written after step {step}; those batches run again.")
         rep, cbs = self.reporter(stage, step, learn, phases, tok, vocab, lm)
@@ -151,13 +159,29 @@ class Job(BaselineStage):
 
         self.sink.in_fit = True
         try:
-            stages.fit_phases(learn, phases, cbs=cbs, start=start, restore=restore, on_phase=on_phase,
-                              is_cancelled=lambda: rep.cancelled_fit)
+            with self.parallel(learn):
+                stages.fit_phases(learn, phases, cbs=cbs, start=start, restore=restore, on_phase=on_phase,
+                                  is_cancelled=lambda: rep.cancelled_fit)
         finally:
             self.sink.in_fit = False
         if rep.cancelled_fit or self.sink.stop:
             raise RunCancelled()
         return rep.step
+
+    def parallel(self, learn):
+        "fastai's distributed trainer when this run has several processes (DDP over gloo or NCCL), else nothing."
+        import contextlib
+
+        return distrib.trainer(learn) if distrib.distributed() else contextlib.nullcontext()
+
+    def rank0_first(self, fn):
+        "`fn()` on rank 0, then (once its files are written) on the other processes; returns its result."
+        if not distrib.is_main():
+            distrib.barrier()
+        out = fn()
+        if distrib.is_main():
+            distrib.barrier()
+        return out
 
     # ------------------------------------------------------------------------------------------------ run
     def execute(self) -> dict:
@@ -170,7 +194,9 @@ class Job(BaselineStage):
         self.device_type = dev
         info = system.device_info()
         self.device = f"{info['name'] if dev == info['device'] else 'CPU'} · {prec}"
-        store.heartbeat(self.id, device=self.device)
+        if distrib.is_main():
+            store.heartbeat(self.id, device=self.device + (f" · {distrib.world()} processes" if distrib.distributed()
+                                                           else ""))
         self.sink.event("device", f"Training on {self.device}", data={"device": dev, "precision": prec, **info})
         if cfg.device == "auto" and cfg.precision in ("fp16", "bf16") and dev == "cpu":
             self.sink.event("precision", f"{cfg.precision} asked for, but there is no GPU: training in fp32.",
@@ -211,7 +237,9 @@ class Job(BaselineStage):
                     config.atomic_write(sp_model, (store.run_dir(src["id"]) / "spm" / "spm.model").read_bytes())
         t0 = time.time()
         self.sink.event("tokenize", f"Tokenizing {len(docs):,} texts ({cfg.tokenizer})")
-        docs, tok = stages.tokenize_docs(docs, cfg, self.rdir, sp_model)
+        # Several processes: rank 0 tokenizes first (it writes the token cache and trains SentencePiece), the
+        # others then read what it wrote.
+        docs, tok = self.rank0_first(lambda: stages.tokenize_docs(docs, cfg, self.rdir, sp_model))
         self.sink.event("tokenize", f"Tokenized {len(docs):,} texts into {sum(map(len, docs['tokens'])):,} tokens "
                                     f"in {time.time() - t0:.1f}s")
         self.check_cancel()
@@ -228,6 +256,7 @@ class Job(BaselineStage):
                 continue
             self.stage = stage  # what a failure message names (the worker reads it)
             getattr(self, f"stage_{stage}")()
+            distrib.barrier()  # the next stage reads what rank 0 saved (the LM's encoder)
             self.check_cancel()
         models = self.state["models"]
         final = models.get("clas") or models.get("lm") or models.get("pretrain")
@@ -275,8 +304,9 @@ class Job(BaselineStage):
                     data["reason"] = "not_found"
                 self.sink.event("pretrained" if info["source"] != "none" else "from_scratch", info["message"],
                                 level=info["level"], data=data)
-            store.update_summary(self.id, start=info["source"], **({"from_scratch": "not_found"}
-                                                                   if info["source"] == "none" else {}))
+            if distrib.is_main():
+                store.update_summary(self.id, start=info["source"], **({"from_scratch": "not_found"}
+                                                                       if info["source"] == "none" else {}))
         self.cfg = Config.from_dict(self.state["start"]["config"])
         return self.cfg
 
@@ -358,11 +388,15 @@ class Job(BaselineStage):
             stages.load_start_weights(learn, *start)
         learn = stages.apply_precision(learn, self.precision_of())
         phases = stages.lm_phases(cfg, self.kind, pretrained=start is not None)
-        self.total_steps = self._lm_steps(len(dls.train), phases)
+        self.total_steps = -(-self._lm_steps(len(dls.train), phases) // distrib.world())  # per process
         self.sink.event("stage", f"{'Pretraining' if stage == 'pretrain' else 'Fine-tuning'} the language model: "
                                  f"{len(vocab):,} tokens in the vocab, {len(dls.train)} batches per epoch",
                         data={"stage": stage, "vocab": len(vocab), "batches": len(dls.train), "step": 0})
         step = self.run_phases(stage, learn, phases, 0, self.tok, vocab, lm=True)
+        if not distrib.is_main():  # the step count goes on in the next stage: every process must agree on it
+            self.state["done"].append(stage)
+            self.state["steps"][stage] = step
+            return
         metrics = self.stage_metrics(stage)
         stages.save_start_files(self.rdir, learn, vocab)
         model_id = self.save_model(learn, stage, self.tok, metrics)
@@ -395,11 +429,15 @@ class Job(BaselineStage):
         phases = stages.clas_phases(cfg)
         base = self.state["steps"].get("lm", 0)
         if self.total_steps is None:
-            self.total_steps = base + len(dls.train) * sum(p.epochs for p in phases)
+            self.total_steps = base + -(-len(dls.train) // distrib.world()) * sum(p.epochs for p in phases)
         self.sink.event("stage", f"Training the classifier: labels {', '.join(dls.vocab[1])}, {len(dls.train)} "
                                  f"batches per epoch", data={"stage": "clas", "labels": list(dls.vocab[1]),
                                                              "batches": len(dls.train), "step": base})
         step = self.run_phases("clas", learn, phases, base)
+        if not distrib.is_main():
+            self.state["done"].append("clas")
+            self.state["steps"]["clas"] = step
+            return
         metrics = self.stage_metrics("clas")
         judged = self.judge_classifier(learn)
         metrics.update({k: v for k, v in judged["metrics"].items() if k != "accuracy"})

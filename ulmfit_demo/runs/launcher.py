@@ -48,6 +48,12 @@ def validate(kind: str, cfg: Config, corpus) -> None:
 
     presets.validate(cfg, kind, corpus, cuda=system.device_info()["device"] == "cuda")
     check_source(cfg, kind)
+    if cfg.procs > 1:
+        from ulmfit_demo.runs import distrib
+
+        why = distrib.available()
+        if why:
+            raise ConfigError(why)
 
 
 def submit(kind: str, cfg: Config, corpus_name: str, preset: str = "Custom", corpus=None) -> str:
@@ -69,8 +75,17 @@ def spawn(run_id: str) -> int | None:
     # OpenMP threads that sleep when they wait instead of spinning: measured here, a 2-thread run beside another
     # busy process kept ~55% of its idle speed with it, and fell far below one thread without it.
     env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    procs = int((store.get(run_id) or {}).get("config", {}).get("procs", 1) or 1)
+    if procs > 1:
+        from ulmfit_demo.runs import distrib
+
+        # accelerate's launcher starts the `procs` workers and is the run's process: when one worker dies it ends
+        # the others and exits, and the run is INTERRUPTED like any worker that died.
+        cmd = distrib.launch_command(run_id, procs)
+    else:
+        cmd = [sys.executable, "-m", "ulmfit_demo.runs.worker", run_id]
     try:
-        p = subprocess.Popen([sys.executable, "-m", "ulmfit_demo.runs.worker", run_id], cwd=config.REPO,
+        p = subprocess.Popen(cmd, cwd=config.REPO,
                              stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                              start_new_session=True, env=env)
     except OSError as e:

@@ -15,7 +15,7 @@ import traceback
 
 from ulmfit_demo import config
 from ulmfit_demo.data import corpora
-from ulmfit_demo.runs import store, tboard
+from ulmfit_demo.runs import distrib, store, tboard
 from ulmfit_demo.runs.job import Job, RunCancelled
 from ulmfit_demo.train.presets import ConfigError
 
@@ -88,29 +88,63 @@ def execute(run_id: str, sink: StoreSink | None = None) -> str:
     print(f"== run {run_id} ({run['kind']}, preset {run.get('preset')}, corpus {run['corpus']}) pid {os.getpid()} "
           f"at {time.strftime('%Y-%m-%d %H:%M:%S')}", file=sys.stderr, flush=True)
     job = None
+    many = distrib.distributed()
     try:
         job = Job(run, sink)
         # A baseline run needs none of `execute`'s tokenizing and device set-up: scikit-learn on raw text.
         result = job.execute_baseline() if run["kind"] == "baseline" else job.execute()
     except (RunCancelled, KeyboardInterrupt):
-        store.finish(run_id, store.CANCELLED, error="Cancelled. Checkpoints of finished epochs are kept: Resume "
-                                                    "continues from the last one.")
+        if many and not store.cancel_requested(run_id):
+            # Stopped by accelerate's launcher because another process of this run died: not a cancel. The run
+            # stays RUNNING until the launcher is gone too; then the start-up check marks it INTERRUPTED.
+            return _lost(run_id, "stopped by the launcher (another process of this run ended)")
+        if distrib.is_main():
+            store.finish(run_id, store.CANCELLED, error="Cancelled. Checkpoints of finished epochs are kept: "
+                                                        "Resume continues from the last one.")
     except NanLoss as e:
         store.finish(run_id, store.FAILED, error=str(e))
     except (ConfigError, corpora.CorpusError) as e:
         store.finish(run_id, store.FAILED, error=str(e))
     except Exception as e:  # noqa: BLE001 - whatever it was, the run must end FAILED with the reason
         traceback.print_exc()
+        if many and distrib.lost_peer(e):
+            return _lost(run_id, f"lost another process of this run ({type(e).__name__})")
         store.finish(run_id, store.FAILED, error=_final_message(e, job))
     else:
-        store.finish(run_id, store.SUCCEEDED, model_id=result["model_id"],
-                     summary={"metrics": result["metrics"], "models": result["models"]})
+        if distrib.is_main():
+            store.finish(run_id, store.SUCCEEDED, model_id=result["model_id"],
+                         summary={"metrics": result["metrics"], "models": result["models"]})
     finally:
         sink.close()
     final = store.get(run_id)
     print(f"== run {run_id} ended {final['status']}" + (f": {final['error']}" if final["error"] else ""),
           file=sys.stderr, flush=True)
     return final["status"]
+
+
+def _lost(run_id: str, why: str) -> str:
+    print(f"== run {run_id}: process {distrib.rank()} of {distrib.world()} {why}; the run is interrupted and "
+          f"Resume continues it from its last checkpoint", file=sys.stderr, flush=True)
+    return store.INTERRUPTED
+
+
+class PeerSink:
+    """The sink of processes other than rank 0 in a run of several processes: rank 0 reports for all of them; these
+    only print their own events to their log and heed SIGTERM (the cancel flag reaches them from rank 0)."""
+
+    def __init__(self, run_id: str):
+        self.run_id, self.stop, self.in_fit = run_id, False, False
+
+    def metrics(self, rows): ...
+    def heartbeat(self, **progress): ...
+    def progress(self, progress): ...
+    def close(self): ...
+
+    def cancelled(self) -> bool:
+        return self.stop
+
+    def event(self, kind, message="", level="info", data=None):
+        print(f"[rank {distrib.rank()}] [{level}] {kind}: {message}", file=sys.stderr, flush=True)
 
 
 def _on_sigterm(sink: StoreSink):
@@ -130,17 +164,22 @@ def main(argv: list[str] | None = None) -> int:
     from ulmfit_demo.runs import launcher
 
     try:
-        if not store.attach(run_id, os.getpid()):
+        # Several processes: accelerate's launcher (our parent) is the run's process in the store; rank 0 checks
+        # that the run still waits for it, the others follow rank 0.
+        owner = os.getppid() if distrib.distributed() else os.getpid()
+        if distrib.is_main() and not store.attach(run_id, owner):
             print(f"run {run_id} is not waiting for a worker (status {(store.get(run_id) or {}).get('status')}); "
                   f"nothing to do", file=sys.stderr)
             return 0
-        sink = StoreSink(run_id)
+        distrib.setup()
+        sink = StoreSink(run_id) if distrib.is_main() else PeerSink(run_id)
         signal.signal(signal.SIGTERM, _on_sigterm(sink))
         status = execute(run_id, sink)
         return 0 if status == store.SUCCEEDED else 1
     finally:
         # One job at a time: whoever ends a run starts the next queued one.
-        launcher.start_next()
+        if distrib.is_main():
+            launcher.start_next()
 
 
 if __name__ == "__main__":

@@ -78,6 +78,7 @@ class Config:
     device: str = "auto"  # "auto" (GPU when there is one), "cpu" or "cuda"
     precision: str = "auto"  # "auto" (bf16 on GPUs that have it, else fp16; fp32 on CPU), "fp32", "fp16", "bf16"
     cpu_threads: int = 0  # torch threads on CPU; 0 = torch's default (all cores)
+    procs: int = 1  # data-parallel processes (accelerate): one per GPU on a multi-GPU machine; N share a CPU's cores
     # ---- run
     seed: int = 42  # seeds the split, the shuffling and the initial weights: same seed, same run
     log_every: int = 10  # write the smoothed train loss and LRs every this many batches
@@ -186,6 +187,9 @@ def check_config(cfg: Config, kind: str, cuda: bool | None = None) -> list[str]:
         num(n, 1, integer=True)
     num("seq_len", 2, integer=True)
     num("cpu_threads", 0, integer=True)
+    num("procs", 1, integer=True, hi=64)
+    if isinstance(cfg.procs, int) and cfg.procs > 1 and kind == "lr_find":
+        errs.append("The LR finder runs in one process: set procs to 1 for it.")
     num("seed", 0, integer=True)
     for n in ("drop_mult_lm", "drop_mult_clas", "wd"):
         num(n, 0)

@@ -220,16 +220,22 @@ def _resume(rid):
         st.session_state["train_live_error"] = str(e)
 
 
-@st.fragment(run_every=2)
-def live(rid: str):
+# The live views poll the store only while there is something to watch: every poll is a script run for every open
+# tab (store reads, charts sent again and redrawn by the browser), and a finished run's view does not change.
+LIVE_EVERY_S, LIST_EVERY_S = 2, 5
+
+
+def live(rid: str, polling: bool):
     launcher.startup_check()
     run = store.get(rid)
     if run is None:
         st.info("This run was deleted.")
         return
+    status = run["status"]
+    if (status in store.ACTIVE) != polling:
+        st.rerun()  # started or ended since the page last ran: a whole-page run turns polling on or off (and the list)
     ev = store.events(rid)
     m = store.metrics(rid)
-    status = run["status"]
     total, left = run.get("total_steps"), views.eta(run)
     facts = [views.STATUS_MD.get(status, f"**{status}**"),
              f"stage **{views.STAGE_NAMES.get(run.get('stage') or '', run.get('stage') or '—')}**",
@@ -337,14 +343,16 @@ def live(rid: str):
         st.json(run["config"], expanded=False)
 
 
-live(run_id)
+polling = by_id[run_id]["status"] in store.ACTIVE
+st.fragment(live, run_every=LIVE_EVERY_S if polling else None)(run_id, polling)
 
 # ------------------------------------------------------------------------------------------------ runs list
 
 
-@st.fragment(run_every=5)
-def runs_list():
+def runs_list(polling: bool):
     rows = store.list_runs()
+    if any(r["status"] in store.ACTIVE for r in rows) != polling:
+        st.rerun()
     st.subheader("All runs")
     st.caption("Select several rows to overlay their curves.")
     frame = views.runs_frame(rows)
@@ -358,4 +366,5 @@ def runs_list():
         c2.plotly_chart(f2, key="train_overlay_acc")
 
 
-runs_list()
+any_active = any(r["status"] in store.ACTIVE for r in runs)
+st.fragment(runs_list, run_every=LIST_EVERY_S if any_active else None)(any_active)

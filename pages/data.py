@@ -50,6 +50,15 @@ if not info["available"]:
 st.session_state["corpus"] = choice
 
 # ------------------------------------------------------------------------------------------------ upload
+
+
+@st.cache_data(max_entries=4, show_spinner="Reading the CSV...")
+def csv_head(file_id: str, _data: bytes):
+    """The first rows of an uploaded CSV, parsed once per upload (keyed by its id, not by hashing its bytes): the
+    file may be the full IMDb, 135 MB, and without this every click on the page parsed all of it again."""
+    return uploads.read_csv_upload(_data).head(5)
+
+
 with st.expander("Upload your own corpus"):
     # The limit the server was started with (.streamlit/config.toml, or a --server.maxUploadSize flag).
     st.caption(f"Files up to {st.get_option('server.maxUploadSize')} MB each (for scale: the full IMDb, "
@@ -63,12 +72,12 @@ with st.expander("Upload your own corpus"):
         up = st.file_uploader("CSV file", type=["csv"], key="data_csv_file")
         if up is not None:
             try:
-                head = uploads.read_csv_upload(up.getvalue())
+                head = csv_head(up.file_id, up.getvalue())
             except corpora.CorpusError as e:
                 st.error(str(e))
             else:
                 cols = list(head.columns)
-                st.dataframe(head.head(5), hide_index=True)
+                st.dataframe(head, hide_index=True)
                 c1, c2, c3 = st.columns(3)
                 text_col = c1.selectbox("Text column", cols, key="data_csv_text")
                 none = "(none)"
@@ -167,6 +176,14 @@ else:
     st.info("This corpus has no labels, so it has no classifier batches. It can still train a language model (below).")
 
 # ------------------------------------------------------------------------------------------------ LM picture
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def paragraph_tokens(text: str) -> list[list[str]]:
+    "fastai's word tokens of the paragraph: fastai builds a new spaCy pipeline per call (0.2-0.4 s), so once per text."
+    return tokcache.word_tokenize([text])
+
+
 st.header("Language-model batches")
 st.write("A language model learns to predict the next token. fastai joins all texts into one stream, cuts it into "
          "`bs` equal mini-streams (the rows), and reads every row in windows of `seq_len` tokens: batch 1 is the "
@@ -174,7 +191,7 @@ st.write("A language model learns to predict the next token. fastai joins all te
 src = st.radio("Stream", ["An example paragraph", "The start of this corpus"], horizontal=True, key="data_lm_src")
 if src == "An example paragraph":
     text = st.text_area("Paragraph", batches.EXAMPLE_STREAM, key="data_lm_text", height=100)
-    docs = tokcache.word_tokenize([text]) if text.strip() else [[]]
+    docs = paragraph_tokens(text) if text.strip() else [[]]
 else:
     docs = tok["tokens"].tolist()[:50]
 stream = [t for d in docs for t in d]

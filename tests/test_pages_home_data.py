@@ -101,3 +101,23 @@ def test_data_page_with_a_2mb_review_and_no_labels():
     assert any("no labels" in i.value for i in at.info)  # no classifier batch, said plainly
     at.radio(key="data_lm_src").set_value("The start of this corpus").run()
     assert not at.exception
+
+
+def test_data_page_csv_upload_preview_columns_and_import():
+    "The uploaded CSV's first rows and its columns are shown (and stay shown on later reruns); Import stores it."
+    csv = pd.DataFrame({"review": [f"Review number {i}, quite good." for i in range(8)],
+                        "label": ["pos", "neg"] * 4}).to_csv(index=False).encode()
+    at = run("pages/data.py")
+    at.get("file_uploader")[0].upload("mine.csv", csv, "text/csv")
+    at.run()
+    assert not at.exception
+    assert len(at.dataframe[0].value) == 5 and list(at.dataframe[0].value.columns) == ["review", "label"]
+    assert at.selectbox(key="data_csv_text").options == ["review", "label"]
+    at.slider(key="data_lm_bs").set_value(3).run()  # an unrelated rerun: the preview is still there
+    assert at.selectbox(key="data_csv_text").options == ["review", "label"]
+    at.selectbox(key="data_csv_label").set_value("label")
+    at.text_input(key="data_csv_name").set_value("mine").run()
+    at.button(key="data_csv_import").click().run()
+    assert not at.exception
+    assert any("Imported 8 texts as 'mine'" in s.value for s in at.success)
+    assert datasets.load("mine").labels == ["neg", "pos"]

@@ -65,3 +65,11 @@ def test_the_uploader_states_the_limit_the_server_applies(server, driver):
     # Streamlit's own dropzone text comes from the limit the server enforces
     zone = find(driver, '[data-testid="stFileUploaderDropzoneInstructions"]').text
     assert f"{limit}MB" in zone.replace(" ", ""), zone
+
+
+def test_the_tab_icon_comes_from_the_app_not_from_the_internet(server, driver):
+    "A Material page_icon makes Streamlit's frontend fetch the favicon from fonts.gstatic.com on every page load."
+    driver.get(f"{server.url}/data")
+    wait_for_text(driver, "Language-model batches", timeout=120)
+    href = driver.execute_script("return document.querySelector(\"link[rel='shortcut icon']\").href")
+    assert href.startswith(("data:", server.url)), href

@@ -106,6 +106,13 @@ def test_auto_without_a_starter_trains_from_scratch_and_says_what_was_tried(tmp_
     assert "manifest.json is missing" in info["message"]
 
 
+def test_a_backward_run_on_auto_names_the_backward_weights_and_the_forward_starter():
+    cfg, info = start.resolve(presets.QUICK.with_(backwards=True), "ulmfit")
+    assert info["source"] == "none" and "reads forwards" in info["message"]
+    assert "wt103-bwd" in info["message"] and "wt103-fwd" not in info["message"]
+    assert "backwards = false" in info["message"]
+
+
 def test_a_damaged_starter_is_refused_with_the_file_named(tiny_starter, tmp_path, monkeypatch):
     bad = tmp_path / "starter"
     shutil.copytree(tiny_starter[0], bad)

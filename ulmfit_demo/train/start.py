@@ -69,7 +69,10 @@ def resolve(cfg: Config, kind: str, progress=None) -> tuple[Config, dict]:
                 msg += " Before it: " + "; ".join(tried) + "."
             return new, {"source": "starter", "message": msg, "level": "info", "tried": tried, "changed": changed}
     msg = ("No pretrained language model could be used, so this run trains its language model FROM SCRATCH and its "
-           "accuracy will be far below ULMFiT's. Tried: " + "; ".join(tried) + ". To fix: " + pretrained.hint(False))
+           "accuracy will be far below ULMFiT's. Tried: " + "; ".join(tried) + ". To fix: "
+           + pretrained.hint(cfg.backwards)
+           + (" Or read forwards (backwards = false): the bundled starter reads forwards only." if cfg.backwards
+              else ""))
     return cfg.with_(pretrained="none"), {"source": "none", "message": msg, "level": "warning", "tried": tried}
 
 

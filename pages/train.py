@@ -8,7 +8,7 @@ import html
 import streamlit as st
 
 from ulmfit_demo.data import corpora
-from ulmfit_demo.runs import launcher, store, tboard, views
+from ulmfit_demo.runs import launcher, recipe, store, tboard, views
 from ulmfit_demo.train import presets, pretrained, starter
 from ulmfit_demo.train.presets import ConfigError
 from ulmfit_demo.ui import common as ui
@@ -30,6 +30,7 @@ GROUPS = {
     "Stage 1 / LR finder": ["pretrain_epochs", "pretrain_lr", "lr_find_stage", "lr_find_iters"],
     "Hardware & run": ["device", "precision", "cpu_threads", "procs", "seed", "log_every", "sample_prompt",
                        "sample_words"],
+    "Ensemble": ["members"],
 }
 CHOICES = {"tokenizer": ["word", "subword"], "device": ["auto", "cpu", "cuda"],
            "precision": ["auto", "fp32", "fp16", "bf16"], "lr_find_stage": ["lm", "clas"]}
@@ -181,9 +182,25 @@ with st.expander("Start a new run", expanded=not runs or st.session_state.get("t
             st.error(f"These settings cannot be read: {e}")
     else:
         cfg = presets.preset(preset_name)
-    if st.button("Start", type="primary", key="train_start", disabled=cfg is None, icon=":material/play_arrow:"):
+    buttons = st.container(horizontal=True)
+    start = buttons.button("Start", type="primary", key="train_start", disabled=cfg is None,
+                           icon=":material/play_arrow:")
+    # The whole recipe as four queued runs (`runs.recipe`, as `python -m ulmfit_demo recipe`), whatever the kind.
+    full = buttons.button("Full recipe", key="train_recipe", disabled=cfg is None, icon=":material/account_tree:",
+                          help="Forward and backward ULMFiT runs, the TF-IDF baseline and the forward + backward "
+                               "ensemble on this corpus with this preset (Custom: the form's settings), queued at "
+                               "once, then one table. On a CPU pick Quick: the ULMFiT preset takes days on the full "
+                               "IMDb (`python -m ulmfit_demo recipe` measures how long on this machine).")
+    if start or full:
         try:
-            run_id = launcher.submit(kind, cfg, corpus_name, preset=preset_name, corpus=ui.current_corpus(corpus_name))
+            if full:
+                info = recipe.submit_recipe(corpus_name, preset_name, corpus=ui.current_corpus(corpus_name),
+                                            base=cfg if preset_name == "Custom" else None)
+                run_id = info["runs"]["forward"]
+                st.session_state["train_recipe_group"] = info["recipe"]
+            else:
+                run_id = launcher.submit(kind, cfg, corpus_name, preset=preset_name,
+                                         corpus=ui.current_corpus(corpus_name))
         except (ConfigError, corpora.CorpusError) as e:
             st.error(str(e))
         else:
@@ -195,6 +212,43 @@ if not runs:
     st.info("No runs yet. Pick a preset and press Start; the Quick preset takes a few minutes on a laptop (measured: "
             "4.2 minutes on the 1,000-review IMDb sample on 2 CPU cores, less on the smaller demo corpus).")
     st.stop()
+
+# ------------------------------------------------------------------------------------------------ full recipe
+
+RECIPE_EVERY_S = 5
+
+
+def recipe_view(group: str, polling: bool):
+    "The recipe's runs in one table; once all have ended, each model's accuracy side by side."
+    rs = recipe.status(group)
+    if (rs["status"] in store.ACTIVE) != polling:
+        st.rerun()
+    st.markdown(f"`{group}` on **{rs['dataset']}**, preset {rs['preset']}{' (tiny)' if rs.get('tiny') else ''}: "
+                + views.STATUS_MD.get(rs["status"], rs["status"]))
+    pct = lambda v: f"{v:.1%}" if v is not None else ""  # noqa: E731
+    st.dataframe([{"model": row["model"], "accuracy": pct(row["accuracy"]),
+                   "in one pass": pct(row["inference_accuracy"]),
+                   "valid texts": row["n_valid"], "time": row["time"], "device": row["device"],
+                   "precision": row["precision"], "status": row["status"], "run": row["run"]} for row in rs["table"]],
+                 hide_index=True, key=f"train_recipe_table_{group}")
+    if rs["status"] in store.ACTIVE:
+        st.caption("One run at a time, in this order: forward, backward, baseline, then the ensemble of the first two "
+                   "(pick a run below to watch it). Closing the tab stops nothing.")
+    else:
+        st.caption(recipe.INFERENCE_NOTE)
+    for row in rs["table"]:
+        if row["error"] and row["status"] != store.SUCCEEDED:
+            st.warning(f"{row['model']}: {row['error']}")
+
+
+recipe_ids = recipe.recipes(runs)
+if recipe_ids:
+    st.subheader("Full recipe")
+    if st.session_state.get("train_recipe_group") not in recipe_ids:
+        st.session_state["train_recipe_group"] = recipe_ids[0]
+    group = st.selectbox("Recipe", recipe_ids, key="train_recipe_group", label_visibility="collapsed")
+    recipe_polling = recipe.status(group, runs)["status"] in store.ACTIVE
+    st.fragment(recipe_view, run_every=RECIPE_EVERY_S if recipe_polling else None)(group, recipe_polling)
 
 # ------------------------------------------------------------------------------------------------ live view
 
@@ -254,7 +308,9 @@ def live(rid: str, polling: bool):
                    icon=":material/stop:", help="Stops after the current batch; checkpoints are kept.")
         if run.get("cancel_requested"):
             bar.caption("Cancel requested: stopping after the current batch...")
-    if status in store.RESUMABLE and (store.run_dir(rid) / "checkpoints").exists():
+    # A baseline or an ensemble has no checkpoints: resuming it simply runs it again (seconds).
+    if status in store.RESUMABLE and (run["kind"] in ("baseline", "ensemble")
+                                      or (store.run_dir(rid) / "checkpoints").exists()):
         bar.button("Resume", key=f"train_resume_{rid}", on_click=_resume, args=(rid,), type="primary",
                    icon=":material/replay:", help="Continues from the last complete checkpoint.")
     if "train_live_error" in st.session_state:
@@ -288,9 +344,12 @@ def live(rid: str, polling: bool):
                      ", ".join(f"{k} {v:.1e}" for k, v in sugg.items() if isinstance(v, float) and k != "valley"))
             st.button(f"Use {best:.2e} in the form", key=f"train_use_lr_{rid}", on_click=use_lr, args=(run, best),
                       icon=":material/input:")
-    elif run["kind"] == "baseline":  # no epochs and no loss curve: one fit, then its figures
+    elif run["kind"] in ("baseline", "ensemble"):  # no epochs and no loss curve: one fit or one pass, then figures
         figures = views.run_figures(run)
-        if figures:
+        if figures and run["kind"] == "ensemble":
+            st.markdown("**The ensemble's figures** (the members' probabilities averaged, measured on the validation "
+                        "texts the members validated on)")
+        elif figures:
             st.markdown("**The baseline's figures** (TF-IDF word 1-2-grams + logistic regression, fitted on the "
                         "classifier's training split and judged on its validation split)")
             st.dataframe(figures, hide_index=True, key=f"train_base_figs_{rid}")
@@ -332,7 +391,7 @@ def live(rid: str, polling: bool):
             items.append(f"<li><span style='color:#888'>epoch {s['epoch']} · step {s['step']}</span> "
                          f"<b>{html.escape(text[:n])}</b>{html.escape(text[n:])}</li>")
         st.markdown("<ul class='samples'>" + "".join(items) + "</ul>", unsafe_allow_html=True)
-    if run["kind"] != "baseline":  # a baseline has no steps to plot
+    if run["kind"] not in ("baseline", "ensemble"):  # no steps to plot
         st.caption(f"TensorBoard: this run's event files are in `{tboard.folder(rid)}`; "
                    f"`{tboard.command()}` shows every run.")
     with st.expander("Worker log and events"):

@@ -2,7 +2,8 @@
 or the LR finder), each fitted through `train.stages` with the store callback, checkpointed every epoch and saved
 as a model. Stages that finished in an earlier attempt are skipped; the stage in progress continues from its
 checkpoint. The process around it (signals, final status, the next queued run) is `worker`. A `baseline` run
-(`baseline_stage`) skips all of that: scikit-learn fits the TF-IDF baseline on the raw text.
+(`baseline_stage`) skips all of that: scikit-learn fits the TF-IDF baseline on the raw text; so does an `ensemble`
+run (`ensemble_stage`), which averages finished runs' classifiers and measures them.
 
 About 460 lines in one class on purpose: the stages share the job's state (documents, tokenizer, source run,
 device, step count, where the LM started), and splitting them apart would only pass that state around. Never imports streamlit;
@@ -17,6 +18,7 @@ from ulmfit_demo import config
 from ulmfit_demo.data import corpora
 from ulmfit_demo.runs import distrib, store
 from ulmfit_demo.runs.baseline_stage import BaselineStage
+from ulmfit_demo.runs.ensemble_stage import EnsembleStage
 from ulmfit_demo.train import presets
 from ulmfit_demo.train.presets import Config, ConfigError
 
@@ -29,7 +31,7 @@ def _state_path(rdir: Path) -> Path:
     return rdir / "state.json"
 
 
-class Job(BaselineStage):
+class Job(BaselineStage, EnsembleStage):
     """One run: data -> stages -> models. Stages that finished in an earlier attempt are skipped; the stage in
     progress continues from its checkpoint (`checkpoints/<stage>.pth`)."""
 

@@ -27,7 +27,7 @@ CANCEL_GRACE_S = 20.0
 def check_source(cfg: Config, kind: str) -> None:
     "A `pretrained='run:<id>'` must name a run that left a language model of the same shape and tokenizer."
     p = str(cfg.pretrained)
-    if not p.startswith("run:") or kind == "baseline":  # a baseline starts from no weights
+    if not p.startswith("run:") or kind in ("baseline", "ensemble"):  # these start from no weights
         return
     src = store.get(p[4:]) if all(c.isalnum() or c in "-_" for c in p[4:]) and p[4:] else None
     if src is None:
@@ -48,6 +48,10 @@ def validate(kind: str, cfg: Config, corpus) -> None:
 
     presets.validate(cfg, kind, corpus, cuda=system.device_info()["device"] == "cuda")
     check_source(cfg, kind)
+    if kind == "ensemble":
+        from ulmfit_demo.runs import ensemble_stage
+
+        ensemble_stage.check_members(cfg, corpus.name)
     if cfg.procs > 1:
         from ulmfit_demo.runs import distrib
 

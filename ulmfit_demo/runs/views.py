@@ -8,7 +8,7 @@ import pandas as pd
 from ulmfit_demo.runs import store
 
 STAGE_NAMES = {"pretrain": "Stage 1 pretraining", "lm": "LM fine-tuning", "clas": "Classifier", "lr_find": "LR finder",
-               "baseline": "Baseline (TF-IDF)"}
+               "baseline": "Baseline (TF-IDF)", "ensemble": "Ensemble"}
 BAND_COLORS = ["rgba(76,120,168,0.10)", "rgba(245,133,24,0.10)", "rgba(84,162,75,0.10)", "rgba(178,121,162,0.10)",
                "rgba(228,87,86,0.10)", "rgba(114,183,178,0.10)"]
 # Streamlit markdown for a status: a Material icon (bundled with Streamlit, so it renders without emoji fonts) and
@@ -57,8 +57,9 @@ def best_metric(run: dict) -> str:
     if s.get("clas", {}).get("accuracy") is not None:
         b = s["clas"].get("baseline_accuracy")
         return f"accuracy {s['clas']['accuracy']:.3f}" + (f" (baseline {b:.3f})" if b is not None else "")
-    if s.get("baseline", {}).get("accuracy") is not None:
-        return f"accuracy {s['baseline']['accuracy']:.3f}"
+    for k in ("baseline", "ensemble"):
+        if s.get(k, {}).get("accuracy") is not None:
+            return f"accuracy {s[k]['accuracy']:.3f}"
     for st in ("lm", "pretrain"):
         if s.get(st, {}).get("perplexity") is not None:
             return f"perplexity {s[st]['perplexity']:.1f}"
@@ -74,13 +75,16 @@ BASELINE_FIGURES = (("accuracy", "validation accuracy", "{:.1%}"),
                     ("temperature", "temperature", "{:.2f}"),
                     ("ood_accuracy", "accuracy on the out-of-domain sentences", "{:.1%}"),
                     ("n_train", "training texts", "{:,.0f}"), ("n_valid", "validation texts", "{:,.0f}"),
-                    ("fit_seconds", "seconds to fit", "{:.1f}"))
+                    ("fit_seconds", "seconds to fit", "{:.1f}"),
+                    ("best_member_accuracy", "its best member's accuracy on the same texts", "{:.1%}"),
+                    ("eval_seconds", "seconds to measure", "{:.1f}"))
 
 
 def run_figures(run: dict) -> list[dict]:
-    """A finished run's final figures as rows `{figure, value}`, for runs with no epochs to tabulate (a baseline):
-    what the Train page shows instead of curves."""
-    m = (run.get("summary") or {}).get("metrics") or (run.get("summary") or {}).get("baseline") or {}
+    """A finished run's final figures as rows `{figure, value}`, for runs with no epochs to tabulate (a baseline, an
+    ensemble): what the Train page shows instead of curves."""
+    s = run.get("summary") or {}
+    m = s.get("metrics") or s.get("baseline") or s.get("ensemble") or {}
     return [{"figure": what, "value": fmt.format(m[k])} for k, what, fmt in BASELINE_FIGURES
             if isinstance(m.get(k), (int, float)) and m[k] == m[k]]
 

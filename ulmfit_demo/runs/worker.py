@@ -91,8 +91,9 @@ def execute(run_id: str, sink: StoreSink | None = None) -> str:
     many = distrib.distributed()
     try:
         job = Job(run, sink)
-        # A baseline run needs none of `execute`'s tokenizing and device set-up: scikit-learn on raw text.
-        result = job.execute_baseline() if run["kind"] == "baseline" else job.execute()
+        # A baseline run needs none of `execute`'s tokenizing and device set-up (scikit-learn on raw text), nor does
+        # an ensemble run (finished classifiers, measured).
+        result = {"baseline": job.execute_baseline, "ensemble": job.execute_ensemble}.get(run["kind"], job.execute)()
     except (RunCancelled, KeyboardInterrupt):
         if many and not store.cancel_requested(run_id):
             # Stopped by accelerate's launcher because another process of this run died: not a cancel. The run

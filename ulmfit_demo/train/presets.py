@@ -19,6 +19,7 @@ KINDS = {
     "pretrain": "Stage 1: pretrain a language model from scratch on general text",
     "lr_find": "Learning-rate finder: a short sweep that suggests a learning rate",
     "baseline": "Baseline: TF-IDF + logistic regression on the classifier's split, the yardstick (seconds)",
+    "ensemble": "Ensemble: average finished runs' classifiers (forward + backward), measured on their validation rows",
 }
 
 # fastai's WikiText-103 AWD-LSTM weights only fit this shape (fastai's `awd_lstm_lm_config`).
@@ -84,6 +85,8 @@ class Config:
     log_every: int = 10  # write the smoothed train loss and LRs every this many batches
     sample_prompt: str = "I liked this movie because"  # after each LM epoch, a sample continues this text...
     sample_words: int = 20  # ...for this many tokens, with a fixed seed, so samples show what the LM learned
+    # ---- ensemble (kind "ensemble")
+    members: str = ""  # the runs whose classifiers it averages, ids separated by commas (the full recipe fills it in)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -212,7 +215,7 @@ def check_config(cfg: Config, kind: str, cuda: bool | None = None) -> list[str]:
 
     # Learning rates and epochs of the stages this kind runs.
     stages = {"ulmfit": ("lm", "clas"), "lm": ("lm",), "clas": ("clas",), "pretrain": ("pretrain",),
-              "lr_find": (), "baseline": ()}[kind]
+              "lr_find": (), "baseline": (), "ensemble": ()}[kind]
     lm_kind = "pretrain" if "pretrain" in stages else "lm"
     if "lm" in stages or "pretrain" in stages:
         phases = _lm_phases(cfg, lm_kind)
@@ -234,7 +237,9 @@ def check_config(cfg: Config, kind: str, cuda: bool | None = None) -> list[str]:
             _check_phase(errs, f"classifier phase {i + 1}", p["epochs"], p["lr"])
         if cfg.clas_phases and all(isinstance(p, dict) and p.get("epochs") == 0 for p in cfg.clas_phases):
             errs.append("The classifier has 0 epochs in total: give at least one phase 1 epoch or more.")
-    if kind == "baseline":
+    if kind == "ensemble" or str(cfg.members).strip():
+        errs += _check_members(cfg, kind)
+    if kind in ("baseline", "ensemble"):
         return errs  # no language model: the starting weights below do not apply
     # Starting weights.
     arch = {k: getattr(cfg, k) for k in WT103_ARCH}
@@ -260,6 +265,34 @@ def check_config(cfg: Config, kind: str, cuda: bool | None = None) -> list[str]:
     if kind == "clas" and not str(cfg.pretrained).startswith("run:"):
         errs.append("A classifier-only run needs the encoder of an earlier language-model run: set pretrained to "
                     "'run:<id>' of a finished LM, ULMFiT or pretraining run.")
+    return errs
+
+
+def member_ids(cfg: Config) -> list[str]:
+    "The run ids of an ensemble's `members` knob, in order."
+    return [m.strip() for m in str(cfg.members).split(",") if m.strip()]
+
+
+def _check_members(cfg: Config, kind: str) -> list[str]:
+    "The `members` knob alone (that the runs exist and fit together is checked against the store by the launcher)."
+    if not isinstance(cfg.members, str):
+        return [f"members must be run ids separated by commas, got {cfg.members!r}."]
+    if kind != "ensemble":
+        return [f"members ({cfg.members!r}) is for the ensemble kind only: clear it for a {kind} run."]
+    ids = member_ids(cfg)
+    errs = []
+    if len(ids) < 2:
+        errs.append(f"An ensemble run needs at least two member runs in members (ids separated by commas), got "
+                    f"{len(ids)}: e.g. the forward and backward ULMFiT runs of one corpus.")
+    bad = [m for m in ids if len(m) > 64 or not all(c.isalnum() or c in "-_" for c in m)]
+    if bad:
+        errs.append(f"{', '.join(map(repr, bad))} {'is not a run id' if len(bad) == 1 else 'are not run ids'} "
+                    f"(like 20250101-120000-ab12).")
+    twice = sorted({m for m in ids if ids.count(m) > 1})
+    if twice:
+        errs.append(f"{', '.join(twice)} is listed more than once in members: list each run once.")
+    if isinstance(cfg.procs, int) and cfg.procs > 1:
+        errs.append("An ensemble run is measured in one process: set procs to 1 for it.")
     return errs
 
 
@@ -300,6 +333,11 @@ def check_corpus(cfg: Config, kind: str, corpus) -> list[str]:
                 errs.append(f"Batch size {cfg.bs} is larger than the {n_train} labelled training texts"
                             f"{' in the sample' if cfg.max_docs else ''} of {corpus.name!r}: the classifier would "
                             f"get no full batch. Use bs {max(1, n_train // 4)} or less, or more texts.")
+    if kind == "ensemble":
+        try:
+            corpora.classifier_frame(corpora.Corpus(corpus.name, df))
+        except corpora.CorpusError as e:
+            errs.append(f"{e} An ensemble is measured on the labelled validation rows of its corpus.")
     if kind == "baseline":
         try:
             clas = corpora.classifier_frame(corpora.Corpus(corpus.name, df))
@@ -343,4 +381,4 @@ def diff(cfg: Config, base: Config) -> dict:
 
 
 __all__ = ["KINDS", "Config", "ConfigError", "PRESETS", "PRESET_ABOUT", "ULMFIT", "QUICK", "WT103_ARCH", "preset",
-           "validate", "check_config", "check_corpus", "sample_docs", "diff", "knob_help"]
+           "validate", "check_config", "check_corpus", "sample_docs", "diff", "knob_help", "member_ids"]

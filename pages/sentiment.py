@@ -161,10 +161,13 @@ def what_if(model_row: dict, attr: dict, labels: list[str]) -> None:
         st.info("Nothing is left of the review once that word is removed.")
         return
     res = judge(model_row, text, _predict)
-    if res is None:
+    # "Before" from the same call as "after": word scores always run in fp32, `predict` may run a faster CPU copy
+    # (models.fastcpu) whose probabilities differ by a point or so, which would show as a move with nothing changed.
+    orig = judge(model_row, decode.join_words(words), _predict)
+    if res is None or orig is None:
         return
     lab = attr["label"]
-    before, after = attr["probs"][lab], res["probs"][lab]
+    before, after = orig["probs"][lab], res["probs"][lab]
     verb = f'replacing "{words[i]}" with "{new.strip()}"' if new.strip() else f'leaving out "{words[i]}"'
     c1, c2 = st.columns([1, 2])
     c1.metric(f"Confidence in {lab}", f"{after:.0%}", f"{(after - before) * 100:+.1f} points",

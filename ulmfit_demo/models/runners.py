@@ -33,6 +33,9 @@ class Runner:
     tok: Any  # a callable: list[str] -> iterator of token lists (None for a baseline, which reads raw text)
     subword: bool
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # The same classifier at other precisions ("bf16", "int8": `fastcpu.model_for`), built on first use under
+    # `lock`; cached and dropped with this runner, so a changed model file never serves a stale copy.
+    variants: dict = field(default_factory=dict, repr=False)
 
     @property
     def id(self) -> str:

@@ -8,6 +8,7 @@ import sys
 import time
 
 import psutil
+import pytest
 
 from ulmfit_demo.runs import launcher, store
 from test_runs import REPO, batches_per_epoch, tiny, wait_final, wait_for
@@ -51,7 +52,15 @@ def test_a_run_of_two_processes_trains_once_reports_once_and_saves_one_model():
     assert json.loads((store.run_dir(rid) / "state.json").read_text())["steps"]["lm"] == 2 * -(-n // 2)
 
 
-def test_killing_one_of_two_processes_interrupts_the_run_and_resume_finishes_it(monkeypatch):
+def gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+@pytest.mark.parametrize("victim", ["worker", "launcher"])
+def test_killing_one_of_two_processes_interrupts_the_run_and_resume_finishes_it(monkeypatch, victim):
     from ulmfit_demo.runs import callback
 
     monkeypatch.setenv(callback.DELAY_ENV, "0.3")  # slow batches: time to kill mid-epoch
@@ -59,12 +68,14 @@ def test_killing_one_of_two_processes_interrupts_the_run_and_resume_finishes_it(
     ck = store.run_dir(rid) / "checkpoints" / "lm.pth"
     wait_for(lambda: ck.exists(), "the first checkpoint", run_id=rid)
     lpid = store.get(rid)["pid"]
-    victims = workers_of(lpid)
-    assert len(victims) == 2
-    victims[-1].send_signal(signal.SIGKILL)
-    # accelerate's launcher ends the other process and exits; the run's process is gone.
-    wait_for(lambda: not psutil.pid_exists(lpid) or psutil.Process(lpid).status() == psutil.STATUS_ZOMBIE,
-             "the launcher to exit", run_id=rid)
+    workers = workers_of(lpid)
+    assert len(workers) == 2
+    if victim == "worker":
+        workers[-1].send_signal(signal.SIGKILL)  # accelerate's launcher ends the other one and exits
+    else:
+        os.kill(lpid, signal.SIGKILL)  # the launcher alone: its workers notice and stop
+    wait_for(lambda: gone(lpid) and all(gone(w.pid) for w in workers), "every process of the run to end",
+             run_id=rid)
     launcher.startup_check()
     r = store.get(rid)
     assert r["status"] == store.INTERRUPTED, (r["status"], r["error"])

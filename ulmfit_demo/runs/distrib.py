@@ -79,6 +79,24 @@ def setup() -> None:
     PartialState(cpu=not cuda)
 
 
+def watch_launcher(every_s: float = 1.0) -> None:
+    """End this process if accelerate's launcher (its parent, the run's pid in the store) dies: killed on its own,
+    the launcher cannot stop its workers, and an orphan would go on training a run already marked INTERRUPTED."""
+    import threading
+    import time
+
+    parent = os.getppid()
+
+    def watch():
+        while True:
+            time.sleep(every_s)
+            if os.getppid() != parent:
+                print(f"[rank {rank()}] the launcher (pid {parent}) is gone: stopping", file=sys.stderr, flush=True)
+                os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="watch-launcher").start()
+
+
 @contextlib.contextmanager
 def trainer(learn):
     """fastai's `distrib_ctx` for this run: its `DistributedTrainer` (an accelerate `Accelerator` wraps the model in

@@ -172,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"run {run_id} is not waiting for a worker (status {(store.get(run_id) or {}).get('status')}); "
                   f"nothing to do", file=sys.stderr)
             return 0
+        if distrib.distributed():
+            distrib.watch_launcher()
         distrib.setup()
         sink = StoreSink(run_id) if distrib.is_main() else PeerSink(run_id)
         signal.signal(signal.SIGTERM, _on_sigterm(sink))

@@ -313,3 +313,10 @@ def test_cli_train_json_then_runs_commands():
     assert p.returncode == 1 and "only an interrupted" in p.stderr
     p = _cli("train", "--dataset", "demo", "--set", "lm_lr=-1", "--json")
     assert p.returncode == 1 and "must be above 0" in p.stderr and p.stdout == ""
+
+
+def test_the_runs_list_tells_a_backward_run_from_a_forward_one():
+    fwd = store.create_run("ulmfit", tiny().to_dict(), preset="tiny", corpus="demo")
+    bwd = store.create_run("ulmfit", tiny(backwards=True).to_dict(), preset="tiny", corpus="demo")
+    df = views.runs_frame(store.list_runs()).set_index("run")
+    assert df.loc[fwd, "kind"] == "ulmfit" and df.loc[bwd, "kind"] == "ulmfit · backwards"

@@ -122,7 +122,9 @@ def runs_frame(runs: list[dict]) -> pd.DataFrame:
     rows = []
     for r in runs:
         rows.append({"run": r["id"], "status": r["status"],
-                     "kind": r["kind"], "corpus": r["corpus"], "preset": r.get("preset") or "",
+                     # A forward and a backward run are told apart here, not only by their figures.
+                     "kind": r["kind"] + (" · backwards" if (r.get("config") or {}).get("backwards") else ""),
+                     "corpus": r["corpus"], "preset": r.get("preset") or "",
                      "best metric": best_metric(r), "duration": fmt_duration(duration(r)),
                      "device": r.get("device") or "",
                      "started": time.strftime("%Y-%m-%d %H:%M", time.localtime(r["created"]))})

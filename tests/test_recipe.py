@@ -87,13 +87,18 @@ def test_ctrl_c_cancels_the_recipes_runs():
     import signal
     import time
 
+    from ulmfit_demo.runs import callback
+
+    # Slow batches (the documented test hook, inherited by the workers): the tiny recipe would otherwise be over
+    # before the Ctrl-C on a fast machine.
     p = subprocess.Popen([sys.executable, "-m", "ulmfit_demo", "recipe", "--dataset", "imdb_sample", "--tiny",
                           "--json"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         env=dict(os.environ, PYTHONPATH=str(REPO)))
+                         env=dict(os.environ, PYTHONPATH=str(REPO), **{callback.DELAY_ENV: "0.5"}))
     try:
         deadline = time.time() + 120
-        while time.time() < deadline and not (any(r["status"] == store.RUNNING for r in store.list_runs())
-                                              and any(len(recipe.runs_of(g)) == 4 for g in recipe.recipes())):
+        while not (any(r["status"] == store.RUNNING for r in store.list_runs())
+                   and any(len(recipe.runs_of(g)) == 4 for g in recipe.recipes())):
+            assert time.time() < deadline and p.poll() is None, "the recipe never had its four runs with one running"
             time.sleep(0.2)
         p.send_signal(signal.SIGINT)
         out, err = p.communicate(timeout=180)

@@ -1,7 +1,8 @@
 """Train: start a ULMFiT run in a background process, watch it live, cancel/resume it, compare runs.
 
 Everything shown comes from the run store (`ulmfit_demo.runs`), so closing the tab, reloading or restarting
-Streamlit loses nothing: the worker keeps writing, and this page keeps reading.
+Streamlit loses nothing: the worker keeps writing, and this page keeps reading. Just over 400 lines: the form, the
+live view, the recipe's table and the runs list read the same store rows and session state, and share helpers.
 """
 import html
 

@@ -11,6 +11,9 @@ Refused, storing nothing: fewer than two members, a member listed twice, a missi
 whose labels differ, and nested ensembles (an ensemble as a member: list its members instead; flattening would
 silently change their weights). A model that an ensemble uses cannot be deleted (`registry.delete` names the
 ensemble). A bundle of an ensemble carries each member's own bundle, and importing it installs them too.
+
+Over 400 lines in one module on purpose: building, checking, predicting, measuring and bundling an ensemble all
+turn on the same member list and label matching; split apart they would each re-derive it.
 """
 import io
 import json

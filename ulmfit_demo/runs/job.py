@@ -5,9 +5,10 @@ checkpoint. The process around it (signals, final status, the next queued run) i
 (`baseline_stage`) skips all of that: scikit-learn fits the TF-IDF baseline on the raw text; so does an `ensemble`
 run (`ensemble_stage`), which averages finished runs' classifiers and measures them.
 
-About 460 lines in one class on purpose: the stages share the job's state (documents, tokenizer, source run,
-device, step count, where the LM started), and splitting them apart would only pass that state around. Never imports streamlit;
-fastai and torch are imported inside methods.
+About 520 lines in one class on purpose: the stages share the job's state (documents, tokenizer, source run,
+device, step count, where the LM started), and splitting them apart would only pass that state around. A run of
+several processes (`distrib`) runs this same class in every process: rank 0 writes, the others follow. Never imports
+streamlit; fastai and torch are imported inside methods.
 """
 import json
 import os

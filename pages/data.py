@@ -134,7 +134,7 @@ def tokenized(name: str, fp: str):
     return tokcache.tokenized(ui.current_corpus(name).df, max_docs=STATS_SAMPLE)
 
 
-fp = corpora.fingerprint(corpus.df)  # hashes every text: once per run of the page
+fp = ui.current_fingerprint(choice)
 tok = tokenized(choice, fp)
 
 

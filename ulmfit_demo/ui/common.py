@@ -122,13 +122,28 @@ def corpus_picker(where=st.sidebar, key: str = "corpus") -> str:
     return choice
 
 
-@st.cache_data(show_spinner="Loading corpus...", max_entries=4)
+@st.cache_resource(show_spinner="Loading corpus...", max_entries=4)
 def load_corpus(name: str, stamp: str):
-    "Cached per (name, stamp): `stamp` changes when an upload is replaced, so a page never shows a stale corpus."
+    """One Corpus per (name, stamp), shared by all sessions and read-only: `stamp` changes when an upload is replaced,
+    so a page never shows a stale corpus. A resource, not data: `st.cache_data` hands every call a pickled copy of the
+    whole corpus (the full IMDb is 130 MB of text), on every rerun of every session."""
     return corpora.load(name)
 
 
-def current_corpus(name: str):
+def _stamp(name: str) -> str:
     p = corpora.local_path(name)
-    stamp = str(p.stat().st_mtime_ns) if p is not None else ""
-    return load_corpus(name, stamp)
+    return str(p.stat().st_mtime_ns) if p is not None else ""
+
+
+def current_corpus(name: str):
+    return load_corpus(name, _stamp(name))
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _fingerprint(name: str, stamp: str) -> str:
+    return corpora.fingerprint(load_corpus(name, stamp).df)
+
+
+def current_fingerprint(name: str) -> str:
+    "The corpus's content hash (every text hashed), once per version of the corpus rather than once per rerun."
+    return _fingerprint(name, _stamp(name))

@@ -175,25 +175,38 @@ def console_errors(driver, origin: str) -> dict:
 
 
 def renice(driver, nice: int) -> None:
-    "chromedriver and every chromium process under it to `nice` (renderers forked later inherit it)."
+    """chromedriver and every chromium process under it to `nice`. With the kernel's autogroup scheduling on (Debian's
+    default), nice only ranks processes of one session against each other, and the training worker has a session of
+    its own: so the browsers' autogroup (this bench's session, the bench included: it mostly waits) gets `nice` too.
+    Chromium resets some renderers to nice 0, so the viewers call this again after each visit."""
     import psutil
 
     if not nice:
         return
     try:
         root = psutil.Process(driver.service.process.pid)
-        for p in [root] + root.children(recursive=True):
-            p.nice(nice)
-    except psutil.Error:
-        pass
+        procs = [root] + root.children(recursive=True)
+        groups = Path("/proc/sys/kernel/sched_autogroup_enabled").read_text().strip() == "1"
+    except (psutil.Error, OSError):
+        return
+    for p in procs:
+        try:
+            if p.nice() != nice:
+                p.nice(nice)
+            if groups:  # the autogroup of the session the process is in (chromium may start sessions of its own)
+                Path(f"/proc/{p.pid}/autogroup").write_text(str(nice))
+        except (psutil.Error, OSError):
+            pass
 
 
 class Viewer(threading.Thread):
     "One browser session cycling through every page until `stop` is set."
 
-    def __init__(self, idx: int, driver, base: str, stop: threading.Event, dwell: float, timeout: float):
+    def __init__(self, idx: int, driver, base: str, stop: threading.Event, dwell: float, timeout: float,
+                 nice: int = 0):
         super().__init__(daemon=True, name=f"viewer-{idx}")
         self.idx, self.driver, self.base, self.stop, self.dwell, self.timeout = idx, driver, base, stop, dwell, timeout
+        self.nice = nice
         self.visits, self.console, self.crash = [], {"app": [], "probe": [], "other": []}, None
 
     def run(self):
@@ -210,6 +223,7 @@ class Viewer(threading.Thread):
                             v["error"] = "exception (after dwell)"
                     except Exception:  # noqa: BLE001
                         pass
+                renice(self.driver, self.nice)
                 c = console_errors(self.driver, self.base.split("//")[1])
                 v["console"] = c["app"]
                 for kind, msgs in c.items():
@@ -475,7 +489,8 @@ def main() -> int:
             drivers.append(new_driver(tmp / f"profile-{i}"))
             renice(drivers[-1], a.browser_nice)
         stop = threading.Event()
-        viewers = [Viewer(i, d, server.url, stop, a.dwell, a.ready_timeout) for i, d in enumerate(drivers)]
+        viewers = [Viewer(i, d, server.url, stop, a.dwell, a.ready_timeout, a.browser_nice)
+                   for i, d in enumerate(drivers)]
         w = window("viewers", a.minutes)
         next(w)
         for v in viewers:

@@ -93,7 +93,10 @@ def test_ctrl_c_cancels_the_recipes_runs():
     # before the Ctrl-C on a fast machine.
     p = subprocess.Popen([sys.executable, "-m", "ulmfit_demo", "recipe", "--dataset", "imdb_sample", "--tiny",
                           "--json"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         env=dict(os.environ, PYTHONPATH=str(REPO), **{callback.DELAY_ENV: "0.5"}))
+                         env=dict(os.environ, PYTHONPATH=str(REPO), **{callback.DELAY_ENV: "0.5"}),
+                         # A test run started in the background (`cmd &` in a script) inherits SIGINT ignored, and
+                         # Python then never turns Ctrl-C into KeyboardInterrupt: give the CLI a terminal's default.
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.time() + 120
         while not (any(r["status"] == store.RUNNING for r in store.list_runs())

@@ -3,13 +3,11 @@ hook `ULMFIT_DEMO_TEST_TOKENIZE_DELAY` (`data.tokcache`), which pauses between c
 Afterwards no half-written file passes for a cache entry or a SentencePiece model, the start-up check marks the run
 INTERRUPTED, and Resume takes it to SUCCEEDED with a complete entry / a loadable model."""
 import json
-import os
-import signal
 
 import pyarrow.parquet as pq
 import pytest
 
-from test_runs import tiny, wait_final, wait_for
+from test_runs import kill_and_check_interrupted, tiny, wait_final, wait_for
 from ulmfit_demo import config
 from ulmfit_demo.data import corpora, tokcache
 from ulmfit_demo.runs import launcher, store
@@ -23,16 +21,6 @@ def run_docs(cfg):
     "The texts the worker tokenizes for `cfg` on the demo corpus, sampled and filtered as `Job.load_docs` does."
     docs = presets.sample_docs(corpora.load("demo").df, cfg.max_docs, cfg.seed)
     return docs[docs["text"].str.strip() != ""].reset_index(drop=True)
-
-
-def kill_and_check_interrupted(rid: str) -> None:
-    pid = store.get(rid)["pid"]
-    os.killpg(pid, signal.SIGKILL)
-    wait_for(lambda: not store.pid_file_alive(pid), "the killed worker to be gone")
-    assert store.get(rid)["status"] == store.RUNNING  # nobody has looked yet
-    assert launcher.startup_check() == [rid]
-    r = store.get(rid)
-    assert r["status"] == store.INTERRUPTED and "Resume" in r["error"]
 
 
 def resume_to_success(rid: str, monkeypatch) -> dict:

@@ -48,6 +48,17 @@ def wait_final(run_id: str, timeout: float = 240) -> dict:
     return store.get(run_id)
 
 
+def kill_and_check_interrupted(rid: str) -> None:
+    "SIGKILL a run's worker group; once it is gone, the start-up check (and only it) marks the run INTERRUPTED."
+    pid = store.get(rid)["pid"]
+    os.killpg(pid, signal.SIGKILL)
+    wait_for(lambda: not store.pid_file_alive(pid), "the killed worker to be gone")
+    assert store.get(rid)["status"] == store.RUNNING  # nobody has looked yet
+    assert launcher.startup_check() == [rid]
+    r = store.get(rid)
+    assert r["status"] == store.INTERRUPTED and "Resume" in r["error"]
+
+
 def ckpt(run_id: str, stage: str = "lm") -> Path:
     return store.run_dir(run_id) / "checkpoints" / f"{stage}.pth"
 
@@ -131,13 +142,7 @@ def test_sigkill_mid_epoch_is_interrupted_then_resumes_to_success(monkeypatch):
         return ckpt(rid).exists() and len(ends) and (m[m["split"] == "batch"]["step"] > ends.max() + 2).any()
 
     wait_for(past_first_checkpoint, "the first checkpoint and some batches after it", run_id=rid)
-    pid = store.get(rid)["pid"]
-    os.killpg(pid, signal.SIGKILL)
-    wait_for(lambda: not store.pid_file_alive(pid), "the killed worker to be gone")
-    assert store.get(rid)["status"] == store.RUNNING  # nobody has looked yet
-    assert launcher.startup_check() == [rid]
-    r = store.get(rid)
-    assert r["status"] == store.INTERRUPTED and "Resume" in r["error"]
+    kill_and_check_interrupted(rid)
 
     assert launcher.resume(rid) == store.RUNNING
     r = wait_final(rid)

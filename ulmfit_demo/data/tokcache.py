@@ -123,19 +123,5 @@ def _sweep(path: Path) -> None:
             pid = int(p.name[len(path.name) + 2:].split(".")[0])
         except ValueError:
             continue
-        if not pid_alive(pid):
+        if not config.pid_alive(pid):
             p.unlink(missing_ok=True)
-
-
-def pid_alive(pid: int) -> bool:
-    "Whether process `pid` still runs; a zombie (killed, not yet reaped by its parent) does not."
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except (OSError, IndexError):  # no /proc (macOS): os.kill said it exists
-        return True

@@ -409,6 +409,15 @@ def pid_file_alive(pid: int) -> bool:
         return False
     if pid == os.getpid():
         return True
+    if not config.pid_alive(pid):
+        return False
+    proc = Path(f"/proc/{pid}")
+    if not proc.exists():  # no /proc (macOS): os.kill said it exists
+        return True
+    try:
+        return b"ulmfit_demo" in (proc / "cmdline").read_bytes()
+    except OSError:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

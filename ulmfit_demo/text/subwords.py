@@ -125,11 +125,10 @@ def train_subword(texts: list[str], vocab_sz: int, fp: str, with_rules: bool = T
 
 def _sweep_work() -> None:
     "Remove the training folders of processes that are gone."
-    from ulmfit_demo.data.tokcache import pid_alive
 
     for d in spm_cache().glob(".train-*-*"):
         pid = d.name.split("-")[1]
-        if pid.isdigit() and not pid_alive(int(pid)):
+        if pid.isdigit() and not config.pid_alive(int(pid)):
             shutil.rmtree(d, ignore_errors=True)
 
 

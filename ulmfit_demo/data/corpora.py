@@ -60,6 +60,17 @@ NAMED = {
                     "Wikipedia articles, no labels: for pretraining a language model from scratch (ULMFiT stage 1). "
                     "WikiText-2's validation file is used as training text here and its test file for validation.",
                     folder="wikitext2_small", marker="valid.txt", labelled=False),
+        # Not fastai archives (no fastai URL): found in fastai's cache layout or the mirror only, never downloaded.
+        NamedCorpus("yelp_sentences", "Yelp sentences (156k, restaurants, shops, services)",
+                    "Short sentences from Yelp business reviews (8 words on average), labelled negative/positive, "
+                    "146k train / 10k test: everyday non-film text (Shen et al. 2017). Yelp's terms: academic and "
+                    "non-commercial use. In the mirror only; about 3 MB.",
+                    folder="yelp_sentences", marker="texts.csv"),
+        NamedCorpus("amazon_reviews", "Amazon product reviews (29k, nine domains)",
+                    "Amazon reviews of nine non-film domains (apparel, baby, camera, health, magazines, music, "
+                    "software, sports, toys) from FDU-MTL (Liu et al. 2017): 13k labelled train, 3k test, 13k "
+                    "unlabelled, with a domain column. In the mirror only; about 6 MB.",
+                    folder="amazon_reviews", marker="texts.csv"),
     ]
 }
 
@@ -226,7 +237,8 @@ def load(name: str, progress: Progress | None = None) -> Corpus:
         if cached.exists() and cached.with_suffix(".json").exists():
             meta = json.loads(cached.with_suffix(".json").read_text())
             return Corpus(name, pd.read_parquet(cached), meta["problems"])
-        df, problems = (_from_imdb_folder(path, progress) if name == "imdb" else _from_wikitext(path))
+        df, problems = (_from_imdb_folder(path, progress) if name == "imdb"
+                        else _from_wikitext(path) if name == "wikitext2_small" else _from_split_csv(path / "texts.csv"))
         config.atomic_write(cached, df.to_parquet(index=False))
         config.atomic_write(cached.with_suffix(".json"), json.dumps({"problems": problems}))
         return Corpus(name, df, problems)
@@ -251,6 +263,20 @@ def _from_sample_csv(path: Path) -> pd.DataFrame:
     raw = pd.read_csv(path)
     valid = raw["is_valid"].astype(str).str.lower().isin(["true", "1"])
     return frame(raw["text"], raw["label"], valid.map({True: "valid", False: "train"}))
+
+
+def _from_split_csv(path: Path) -> tuple[pd.DataFrame, list[str]]:
+    "`label,text,split[,domain]` (the mirror's yelp_sentences and amazon_reviews): empty label = unlabelled."
+    raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+    bad = sorted(set(raw["split"]) - set(SPLITS))
+    if bad:
+        raise CorpusError(f"{path} has split values {bad}: expected {', '.join(SPLITS)}. Restore the archive.")
+    df = frame(raw["text"], raw["label"], raw["split"])
+    if "domain" in raw.columns:
+        df["domain"] = raw["domain"].astype(str).values
+    keep = df["text"].str.strip() != ""
+    problems = [f"{int((~keep).sum())} empty texts left out"] if not keep.all() else []
+    return df[keep].reset_index(drop=True), problems
 
 
 def read_text_file(p: Path, problems: list[str]) -> str:

@@ -20,12 +20,15 @@ if row is None:
     st.stop()
 
 ppl = inference.perplexity(row)
-st.markdown(
-    f"**In use:** {html.escape(row['name'])}, trained on `{html.escape(str(row.get('corpus') or '?'))}`. "
-    + (f"**Perplexity {ppl:,.1f}** on held-out text at the end of training: on average the model was as unsure of "
-       f"the next word as if it picked among {ppl:,.0f} equally likely words (lower is better)."
-       if ppl is not None else "Its perplexity was not recorded when it was trained."),
-    unsafe_allow_html=True)
+if row.get("card"):  # the starter shipped with the app: what it is and how it was made, from its card
+    st.markdown("**In use:** " + mw.starter_about(row["card"]), unsafe_allow_html=True)
+else:
+    st.markdown(
+        f"**In use:** {html.escape(row['name'])}, trained on `{html.escape(str(row.get('corpus') or '?'))}`. "
+        + (f"**Perplexity {ppl:,.1f}** on held-out text at the end of training: on average the model was as unsure "
+           f"of the next word as if it picked among {ppl:,.0f} equally likely words (lower is better)."
+           if ppl is not None else "Its perplexity was not recorded when it was trained."),
+        unsafe_allow_html=True)
 
 DEFAULTS = {"gen_prompt": "I liked this movie because", "gen_n_words": 40, "gen_temperature": 0.75,
             "gen_n_samples": 2, "gen_seed": 0}

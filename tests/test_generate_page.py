@@ -11,23 +11,41 @@ def samples(at) -> list[str]:
     return [m.value for m in at.markdown if "Sample " in m.value and "seed" in m.value]
 
 
-def test_without_a_language_model_it_says_so():
+def test_without_a_language_model_it_says_so(tmp_path, monkeypatch):
+    monkeypatch.setenv("ULMFIT_DEMO_STARTER", str(tmp_path / "no-starter"))
     at = run()
     assert any("no trained language model" in i.value for i in at.info)
     assert not at.text_input and not at.slider
 
 
-def test_writes_samples_shows_model_perplexity_and_next_word_chart(ids):
+def test_fresh_machine_writes_with_the_starter_and_says_what_it_is():
+    "An empty home: the shipped starter is picked, described from its card, and writes from the default prompt."
+    import json
+
+    from ulmfit_demo.train import starter
+
+    card = json.loads((starter.folder() / "card.json").read_text())
     at = run()
-    assert at.sidebar.selectbox(key="gen_model").value == ids["lm"]
+    assert at.sidebar.selectbox(key="gen_model").value == "starter"
     intro = " ".join(m.value for m in at.markdown)
-    from ulmfit_demo import models
-    ppl = models.get(ids["lm"])["metrics"]["perplexity"]
-    assert "tiny LM" in intro and f"Perplexity {ppl:,.1f}" in intro  # the number measured in training
+    assert "Starter language model" in intro and f"Perplexity {card['valid_perplexity']:,.1f}" in intro
+    assert f"{card['arch']['n_hid']}" in intro and f"{card['tokens_seen'] / 1e6:,.1f}M tokens" in intro
     out = samples(at)
     assert len(out) == 2 and all("<b>I liked this movie because</b>" in s for s in out)
-    assert at.get("plotly_chart")
-    assert any("drew word 1" in c.value for c in at.caption)
+    assert all(len(s.split("</b>")[1].split()) > 5 for s in out)  # it wrote words after the prompt
+    assert "xxbos" not in " ".join(out)
+    assert at.get("plotly_chart") and any("drew word 1" in c.value for c in at.caption)
+
+
+def test_a_trained_language_model_is_listed_beside_the_starter(ids):
+    at = run()
+    box = at.sidebar.selectbox(key="gen_model")
+    assert box.value == ids["lm"]  # the user's own model first
+    assert [o.split(" (")[0] for o in box.options] == ["tiny LM", "Starter language model"]
+    box.set_value("starter").run()
+    assert not at.exception
+    assert "Starter language model" in " ".join(m.value for m in at.markdown)
+    assert len(samples(at)) == 2
 
 
 def test_same_seed_same_text_new_seed_new_text(ids):

@@ -29,7 +29,10 @@ def test_save_learner_contract_and_files(ids, home):
     for r in rows.values():
         assert {"id", "name", "kind", "run_id", "corpus", "metrics", "created", "size_bytes"} <= set(r)
         assert r["size_bytes"] > 0
-    assert [r["kind"] for r in models.list_models("language_model")] == ["language_model"]
+    # the user's language model first, then the starter shipped with the app (listed where an LM is asked for)
+    assert [(r["id"], r["kind"]) for r in models.list_models("language_model")] == [
+        (ids["lm"], "language_model"), ("starter", "language_model")]
+    assert "starter" not in rows  # not among the models the Models page manages: it has no model folder
     assert rows[ids["clas"]]["run_id"] == "run-test" and "accuracy" in rows[ids["clas"]]["metrics"]
     folder = home / "models" / ids["clas"]
     assert sorted(p.name for p in folder.iterdir()) == ["meta.json", "weights.safetensors"]

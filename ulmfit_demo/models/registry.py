@@ -44,12 +44,25 @@ def bundled_dir() -> Path:
     return Path(os.environ.get("ULMFIT_DEMO_BUNDLED") or BUNDLED_DIR)
 
 
+# The starter language model shipped with the app (`assets/starter_lm`, see `train.starter`): listed as id "starter"
+# where language models are asked for (`list_models("language_model")`: Generate's picker, `generate --model`), so
+# a fresh machine can generate text. Not in the all-kinds list: its folder is the starter's own format (what runs
+# start from), not a model folder, so it cannot be exported, renamed or deleted like the others. Read-only and
+# hash-checked before use, as the bundled classifier.
+STARTER_ID = "starter"
+SHIPPED = (BUNDLED_ID, STARTER_ID)
+
+
 def models_dir() -> Path:
     return config.sub("models")
 
 
 def model_folder(model_id: str) -> Path:
     "Where a model's files are: the bundled one in the app's assets, every other under the home's models/."
+    if model_id == STARTER_ID:
+        from ulmfit_demo.train import starter
+
+        return starter.folder()
     return bundled_dir() if model_id == BUNDLED_ID else models_dir() / _check_id(model_id)
 
 
@@ -63,6 +76,23 @@ def _bundled_row() -> dict | None:
             "run_id": None, "corpus": meta.get("corpus"), "metrics": meta.get("metrics") or {},
             "created": meta.get("created", ""), "size_bytes": _folder_size(bundled_dir()), "source": "bundled",
             "origin": "bundled"}
+
+
+def _starter_row() -> dict | None:
+    "The starter LM's registry row from its card (cheap: no hashing, no torch), or None when it is not there."
+    from ulmfit_demo.train import starter
+
+    card = starter.card()
+    if not card:
+        return None
+    cfg = card.get("config") or {}
+    back = bool((card.get("arch") or {}).get("backwards") or cfg.get("backwards"))
+    metrics = {k: float(card[c]) for k, c in (("perplexity", "valid_perplexity"), ("valid_loss", "valid_loss"),
+                                              ("lm_accuracy", "valid_accuracy")) if isinstance(card.get(c), (int, float))}
+    return {"id": STARTER_ID, "name": "Starter language model" + (" (backwards)" if back else ""),
+            "kind": "language_model", "run_id": None, "corpus": "+".join(map(str, cfg.get("corpora") or [])) or None,
+            "metrics": metrics, "created": str(card.get("built", "")).replace(" ", "T"),
+            "size_bytes": _folder_size(starter.folder()), "source": "starter", "origin": "bundled", "card": card}
 
 
 def _db() -> sqlite3.Connection:
@@ -114,8 +144,11 @@ def list_models(kind: str | None = None) -> list[dict]:
     with closing(_db()) as con:
         rows = [dict(_row(r), origin=r["source"]) for r in con.execute(q, (kind,) if kind else ())]
     b = _bundled_row()
-    # Last: the user's own models come first ("latest" is theirs); the bundled one is there when they have none.
-    return rows + ([b] if b and (kind is None or b["kind"] == kind) else [])
+    # Last: the user's own models come first ("latest" is theirs); the shipped ones are there when they have none.
+    shipped = [b] if b and (kind is None or b["kind"] == kind) else []
+    if kind == "language_model":  # see STARTER_ID for why only here
+        shipped += [s] if (s := _starter_row()) else []
+    return rows + shipped
 
 
 def get(model_id: str) -> dict:
@@ -127,6 +160,14 @@ def get(model_id: str) -> dict:
                              f"read). Restore assets/sentiment from git, or rebuild it: python -m "
                              f"ulmfit_demo.train.bundled. Your own models are not affected.")
         return b
+    if model_id == STARTER_ID:
+        s = _starter_row()
+        if s is None:
+            from ulmfit_demo.train import starter
+
+            raise ModelError(f"The starter language model is missing ({starter.folder() / 'card.json'} cannot be "
+                             f"read). Restore assets/starter_lm from git, or rebuild it: {starter.REBUILD}.")
+        return s
     with closing(_db()) as con:
         r = con.execute("SELECT * FROM models WHERE id = ?", (model_id,)).fetchone()
     if r is None:
@@ -160,6 +201,8 @@ def _refuse_bundled(model_id: str, what: str) -> None:
     if model_id == BUNDLED_ID:
         raise ModelError(f"The bundled sentiment model ships with the app and cannot be {what}. Export it and import "
                          f"the bundle to get a copy of your own.")
+    if model_id == STARTER_ID:
+        raise ModelError(f"The starter language model ships with the app (assets/starter_lm) and cannot be {what}.")
 
 
 def rename(model_id: str, name: str) -> dict:
@@ -228,7 +271,7 @@ _ID_RE = re.compile(r"^[a-z]+-\d{8}-\d{6}-[0-9a-f]{4,8}$")
 
 def _check_id(model_id: str) -> str:
     # Ids become folder names: never let one be a path.
-    if model_id == BUNDLED_ID:
+    if model_id in SHIPPED:
         return model_id
     if not isinstance(model_id, str) or not _ID_RE.match(model_id):
         raise ModelError(f"{model_id!r} is not a model id (they look like clas-20250101-120000-1a2b).")
@@ -259,13 +302,15 @@ def _folder_size(p: Path) -> int:
 def stamp(model_id: str) -> str:
     "Changes when the model's files change: caches of loaded models key on it."
     p = model_folder(model_id) / WEIGHTS
+    if model_id == STARTER_ID:
+        p = p.with_name("lm.safetensors")
     if not p.exists():  # a baseline has no weights.safetensors: its metadata changes with its files
         p = p.with_name(META)
     try:
         st = p.stat()
     except FileNotFoundError:
         return "missing"
-    where = f"{p.parent}-" if model_id == BUNDLED_ID else ""  # ULMFIT_DEMO_BUNDLED may point at another copy
+    where = f"{p.parent}-" if model_id in SHIPPED else ""  # ULMFIT_DEMO_BUNDLED/_STARTER may point at another copy
     own = f"{where}{st.st_mtime_ns}-{st.st_size}"
     if model_id.startswith(ID_PREFIX["ensemble"] + "-"):  # an ensemble answers with its members' files
         own += "+" + "+".join(stamp(m) for m in _member_ids(model_id))

@@ -17,7 +17,7 @@ from typing import Any
 
 from ulmfit_demo.models.arch import _jsonable, describe_model
 from ulmfit_demo.models.checks import _sha256, load_weights_checked
-from ulmfit_demo.models.registry import (BUNDLED_ID, FORMAT, FORMAT_VERSION, KINDS, META, SPM, WEIGHTS, ModelError, _check_id,
+from ulmfit_demo.models.registry import (BUNDLED_ID, STARTER_ID, FORMAT, FORMAT_VERSION, KINDS, META, SPM, WEIGHTS, ModelError, _check_id,
                                          _check_name, _folder_size, _new_id, _now, _register, get, models_dir,
                                          model_folder, read_meta)
 
@@ -203,7 +203,9 @@ class Loaded:
 def load(model_id: str) -> Loaded:
     "Rebuild a registered model from its folder (no pickle involved). Raises `ModelError` on anything amiss."
     _check_id(model_id)
-    get(model_id)
+    row = get(model_id)
+    if model_id == STARTER_ID:
+        return _load_starter(row)
     folder = model_folder(model_id)
     if model_id == BUNDLED_ID:  # shipped files: every one checked against its manifest before use
         from ulmfit_demo.train.starter import StarterError, check
@@ -227,6 +229,28 @@ def load(model_id: str) -> Loaded:
     vocab = meta["vocab"]
     return Loaded(id=model_id, meta=meta, model=model, vocab=vocab, labels=meta.get("labels") or [],
                   o2i={w: i for i, w in enumerate(vocab)}, folder=folder)
+
+
+def _load_starter(row: dict) -> Loaded:
+    """The starter language model (`train.starter`: checked against its manifest, fp16 weights widened, decoder
+    tied) as a `Loaded` like any language model; its metadata is made from its card."""
+    from fastai.text.all import AWD_LSTM, get_language_model
+
+    from ulmfit_demo.train import starter
+
+    try:
+        state, vocab, sp, card = starter.load()
+    except starter.StarterError as e:
+        raise ModelError(str(e)) from None
+    arch = {k: v for k, v in card["arch"].items() if k not in ("drop_mult", "seq_len", "backwards")}
+    model = get_language_model(AWD_LSTM, len(vocab), config=arch)
+    model.load_state_dict(state, strict=True)
+    model.eval()
+    meta = {"id": STARTER_ID, "name": row["name"], "kind": "language_model", "corpus": row["corpus"],
+            "metrics": row["metrics"], "arch": card["arch"], "vocab": vocab, "labels": [],
+            "tokenizer": {"kind": "subword", "sp_model": sp.name}, "source": "starter"}
+    return Loaded(id=STARTER_ID, meta=meta, model=model, vocab=vocab, labels=[],
+                  o2i={w: i for i, w in enumerate(vocab)}, folder=sp.parent)
 
 
 def sp_model_path(loaded: Loaded) -> Path | None:

@@ -10,7 +10,8 @@ SPECIAL_ARG = ("xxrep", "xxwrep")
 
 def detokenize(tokens: list[str], subword: bool = False) -> str:
     "Readable text from tokens: capitals and repeats restored, spaces before punctuation removed."
-    words = decode_specials([t for t in tokens if t not in ("xxbos", "xxpad", "xxeos")])
+    # SentencePiece writes special tokens with its word-start mark ('\u2581xxbos'): compare them bare.
+    words = decode_specials([t for t in tokens if _bare(t) not in ("xxbos", "xxpad", "xxeos")])
     if subword:
         return tidy("".join(words).replace("\u2581", " ").strip())
     return tidy(" ".join(words))

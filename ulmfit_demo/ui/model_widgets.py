@@ -78,7 +78,9 @@ def pick_model(kind: str | tuple, key: str, label: str = "Model", where=None, ex
     default). Returns the chosen registry row, or None when there is none. With `show=False` the choice is kept but
     the box is not drawn."""
     kinds = (kind,) if isinstance(kind, str) else tuple(kind)
-    rows = [r for r in models.list_models() if r["kind"] in kinds and r["id"] != exclude]
+    # One kind: the registry's list of that kind, which for language models includes the shipped starter.
+    listed = models.list_models(kinds[0]) if len(kinds) == 1 else models.list_models()
+    rows = [r for r in listed if r["kind"] in kinds and r["id"] != exclude]
     if not rows:
         return None
     ids = [r["id"] for r in rows]
@@ -93,8 +95,42 @@ def pick_model(kind: str | tuple, key: str, label: str = "Model", where=None, ex
             st.session_state[key] = st.session_state[keep]
         st.session_state[keep] = (where or st).selectbox(
             label, ids, key=key, format_func=lambda i: model_title(by_id[i]),
-            help="Trained " + _and([KIND_WORDS[k] + "s" for k in kinds]) + " on this machine, newest first.")
+            help="Trained " + _and([KIND_WORDS[k] + "s" for k in kinds]) + " on this machine, newest first"
+                 + (", then the ones shipped with the app." if any(r.get("origin") == "bundled" for r in rows)
+                    else "."))
     return by_id[st.session_state[keep]]
+
+
+def starter_about(card: dict) -> str:
+    """What the shipped starter language model is and how it was made, in one paragraph of markdown, read from its
+    card (a rebuilt or newer starter describes itself; a figure the card lacks is left out, never made up)."""
+    cfg = card.get("config") or {}
+    arch = card.get("arch") or {}
+    num = lambda v: isinstance(v, (int, float)) and math.isfinite(v)  # noqa: E731
+    shape = ", ".join(f"{k} {arch[k]}" for k in ("emb_sz", "n_hid", "n_layers") if num(arch.get(k)))
+    vocab = (f"{card['vocab_size']:,}-token SentencePiece vocabulary" if num(card.get("vocab_size")) else "")
+    bits = [b for b in (shape, vocab) if b]
+    what = html.escape(str(card.get("what") or "AWD-LSTM language model"))
+    out = f"**Starter language model**, shipped with the app: {what}" + (f" ({'; '.join(bits)})" if bits else "") + "."
+    by_src = card.get("train_docs_by_source") or {}
+    corp = [f"`{html.escape(str(k))}` ({v:,} documents)" if num(v) else f"`{html.escape(str(k))}`"
+            for k, v in by_src.items()] or [f"`{html.escape(str(c))}`" for c in cfg.get("corpora") or []]
+    toks = card.get("tokens_seen") or card.get("train_tokens")
+    made = "It read " + (f"{toks / 1e6:,.1f}M tokens of " if num(toks) else "") + _and(corp) if corp else ""
+    if made:
+        secs = card.get("train_s")
+        made += (f" in {secs / 60:,.0f} min" if num(secs) else "") + (
+            f" on {card['threads']} CPU thread{'s' if card['threads'] != 1 else ''}" if num(card.get("threads")) else "")
+        made += (f", built {html.escape(str(card['built'])[:10])}" if card.get("built") else "") + "."
+        out += " " + made
+    ppl = card.get("valid_perplexity")
+    if num(ppl):
+        held = f" on {card['valid_docs']:,} held-out documents" if num(card.get("valid_docs")) else " on held-out text"
+        out += (f" **Perplexity {ppl:,.1f}**{held}: on average as unsure of the next word as if it picked among "
+                f"{ppl:,.0f} equally likely words (lower is better).")
+    out += (" It was not fine-tuned on any one corpus (ULMFiT's stage 1): it writes like the texts it read. Runs on "
+            "the Train page start from it.")
+    return out
 
 
 def _and(words: list[str]) -> str:

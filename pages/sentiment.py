@@ -93,6 +93,9 @@ if "sent_text" not in st.session_state:
 
 
 def show_review(model_row: dict, large: bool) -> None:
+    # The example box names the example only while the review is that example's text.
+    if EXAMPLES.get(st.session_state.get("sent_example")) not in (None, st.session_state.get("sent_text")):
+        st.session_state["sent_example"] = "(choose one)"
     st.selectbox("Try an example", ["(choose one)"] + list(EXAMPLES), key="sent_example", on_change=set_example)
     text = st.text_area("Review", key="sent_text", height=150 if large else 120,
                         placeholder="Type or paste a movie review...",
@@ -149,6 +152,13 @@ def what_if(model_row: dict, attr: dict, labels: list[str]) -> None:
     # Default to the word that mattered most, so the first thing shown is the biggest move.
     scores = [w["score"] if w["score"] is not None else -1.0 for w in attr["words"]]
     best = max(range(len(words)), key=lambda i: scores[i])
+    # The box offers word positions, and a position of the previous review is often valid in the next one: so a new
+    # review (or a new model reading it differently) starts the What-if afresh, at its own most telling word, with
+    # no replacement typed for another review.
+    if st.session_state.get("sent_whatif_for") != words:
+        st.session_state["sent_whatif_for"] = words
+        st.session_state["sent_whatif_word"] = best
+        st.session_state["sent_whatif_new"] = ""
     if st.session_state.get("sent_whatif_word") not in range(len(words)):
         st.session_state["sent_whatif_word"] = best
     a, b = st.columns(2)

@@ -29,7 +29,9 @@ def test_data_info_imdb_sample_json():
     r = cli("data", "info", "imdb_sample", "--json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout) == {"name": "imdb_sample", "n_docs": 1000, "by_split": {"train": 800, "valid": 200},
-                                    "by_label": {"negative": 500, "positive": 500}}
+                                    "by_label": {"negative": 500, "positive": 500},
+                                    "by_split_label": {"train": {"negative": 400, "positive": 400},
+                                                       "valid": {"negative": 100, "positive": 100}}}
 
 
 def test_data_info_full_imdb_json():
@@ -39,7 +41,10 @@ def test_data_info_full_imdb_json():
     out = json.loads(r.stdout)
     assert out["n_docs"] == 100000
     assert out["by_split"] == {"test": 25000, "train": 25000, "unsup": 50000}
-    assert out["by_label"] == {"": 50000, "neg": 25000, "pos": 25000}
+    # One label vocabulary: the folders are neg/pos, the corpus says negative/positive like every other one.
+    assert out["by_label"] == {"": 50000, "negative": 25000, "positive": 25000}
+    assert out["by_split_label"] == {"train": {"negative": 12500, "positive": 12500},
+                                     "test": {"negative": 12500, "positive": 12500}, "unsup": {"": 50000}}
 
 
 def test_data_get_prints_path_and_fails_with_one_line(tmp_path):

@@ -35,7 +35,9 @@ def test_imdb_sample_from_mirror_into_fastai_cache(fastai_home):
     assert seen and seen[-1] == 1.0
     info = datasets.info(datasets.load("imdb_sample"))
     assert info == {"name": "imdb_sample", "n_docs": 1000, "by_split": {"train": 800, "valid": 200},
-                    "by_label": {"negative": 500, "positive": 500}}
+                    "by_label": {"negative": 500, "positive": 500},
+                    "by_split_label": {"train": {"negative": 400, "positive": 400},
+                                       "valid": {"negative": 100, "positive": 100}}}
     assert not list(config.fastai_data().glob(".*staging*"))
 
 
@@ -90,7 +92,8 @@ CSV = b"review,sentiment,valid\nGreat film!,pos,0\nAwful film.,neg,1\nLoved it,p
 def test_csv_upload_with_mapped_columns():
     c = uploads.import_csv("mine", CSV, "review", "sentiment", "valid")
     assert datasets.info(c) == {"name": "mine", "n_docs": 4, "by_split": {"train": 3, "valid": 1},
-                                "by_label": {"neg": 2, "pos": 2}}
+                                "by_label": {"neg": 2, "pos": 2},  # an upload keeps the user's labels as they are
+                                "by_split_label": {"train": {"neg": 1, "pos": 2}, "valid": {"neg": 1}}}
     again = datasets.load("mine")
     pd.testing.assert_frame_equal(again.df, c.df)
     assert "mine" in [r["name"] for r in datasets.list_corpora()]

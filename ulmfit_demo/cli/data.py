@@ -54,9 +54,18 @@ def cmd_info(args):
         print(json.dumps(out))
     else:
         print(f"{out['name']}: {out['n_docs']:,} documents")
-        for k, v in out["by_split"].items():
-            print(f"  split {k:<8} {v:>8,}")
-        for k, v in out["by_label"].items():
-            print(f"  label {k or '(none)':<8} {v:>8,}")
+        _print_counts(out, "  ")
+        for src, o in out.get("by_source", {}).items():
+            print(f"  from {src}: {o['n_docs']:,} documents")
+            _print_counts(o, "    ")
+        for k, v in out.get("by_domain", {}).items():
+            print(f"  domain {k:<22} {v:>8,}")
         for p in corpus.problems:
             print(f"  note: {p}")
+
+
+def _print_counts(out: dict, pad: str) -> None:
+    "Documents per split and per label within it (`data info` without --json)."
+    for sp, labs in out["by_split_label"].items():
+        print(f"{pad}split {sp:<8} {sum(labs.values()):>8,}  " + ", ".join(f"{k or '(no label)'} {v:,}"
+                                                                      for k, v in labs.items()))

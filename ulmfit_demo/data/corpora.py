@@ -20,6 +20,7 @@ import pandas as pd
 from ulmfit_demo import config
 from ulmfit_demo.data.download import download
 from ulmfit_demo.data.extract import UnsafeArchive, extract
+from ulmfit_demo.data.labels import ALIASES
 
 Progress = Callable[[str, float | None], None]
 SPLITS = ("train", "valid", "test", "unsup")
@@ -38,6 +39,7 @@ class NamedCorpus:
     marker: str | None = None  # a path inside `folder` that only a complete extraction has
     fastai_url: str | None = None  # attribute of fastai's `URLs`, for the online step
     labelled: bool = True
+    domain: str = "other"  # what its texts are about, for a combined corpus's `domain` column (amazon's has its own)
 
     @property
     def archive(self) -> str | None:
@@ -48,24 +50,25 @@ NAMED = {
     c.name: c
     for c in [
         NamedCorpus("demo", "Demo reviews (built in)",
-                    "Short movie reviews written for this app, balanced positive/negative. Always available, offline."),
+                    "Short movie reviews written for this app, balanced positive/negative. Always available, offline.",
+                    domain="films"),
         NamedCorpus("imdb_sample", "IMDb sample (1,000 reviews)",
                     "1,000 IMDb reviews with a train/valid flag: fastai's URLs.IMDB_SAMPLE. About 0.5 MB.",
-                    folder="imdb_sample", marker="texts.csv", fastai_url="IMDB_SAMPLE"),
+                    folder="imdb_sample", marker="texts.csv", fastai_url="IMDB_SAMPLE", domain="films"),
         NamedCorpus("imdb", "IMDb full (100,000 reviews)",
                     "The Large Movie Review Dataset: 25k train, 25k test (labelled), 50k unlabelled: fastai's "
                     "URLs.IMDB, as in the ULMFiT paper. About 60 MB to download, 133 MB unpacked.",
-                    folder="imdb", marker="unsup", fastai_url="IMDB"),
+                    folder="imdb", marker="unsup", fastai_url="IMDB", domain="films"),
         NamedCorpus("wikitext2_small", "WikiText-2 (small, general English)",
                     "Wikipedia articles, no labels: for pretraining a language model from scratch (ULMFiT stage 1). "
                     "WikiText-2's validation file is used as training text here and its test file for validation.",
-                    folder="wikitext2_small", marker="valid.txt", labelled=False),
+                    folder="wikitext2_small", marker="valid.txt", labelled=False, domain="wikipedia"),
         # Not fastai archives (no fastai URL): found in fastai's cache layout or the mirror only, never downloaded.
         NamedCorpus("yelp_sentences", "Yelp sentences (156k, restaurants, shops, services)",
                     "Short sentences from Yelp business reviews (8 words on average), labelled negative/positive, "
                     "146k train / 10k test: everyday non-film text (Shen et al. 2017). Yelp's terms: academic and "
                     "non-commercial use. In the mirror only; about 3 MB.",
-                    folder="yelp_sentences", marker="texts.csv"),
+                    folder="yelp_sentences", marker="texts.csv", domain="businesses"),
         NamedCorpus("amazon_reviews", "Amazon product reviews (29k, nine domains)",
                     "Amazon reviews of nine non-film domains (apparel, baby, camera, health, magazines, music, "
                     "software, sports, toys) from FDU-MTL (Liu et al. 2017): 13k labelled train, 3k test, 13k "
@@ -85,6 +88,11 @@ def check_name(name: str) -> str:
     return name
 
 
+def is_combined(name) -> bool:
+    "Whether `name` is a combined corpus (`imdb+yelp_sentences:25000`): a plain corpus name has neither '+' nor ':'."
+    return isinstance(name, str) and ("+" in name or ":" in name)
+
+
 # ----------------------------------------------------------------------------------------------------------- listing
 
 def uploads_dir() -> Path:
@@ -102,11 +110,19 @@ def list_corpora() -> list[dict]:
             m = json.loads(meta.read_text())
             out.append(dict(name=d.name, title=f"{d.name} (uploaded)", about=m.get("about", "Uploaded corpus."),
                             kind="upload", labelled=m.get("labelled", True), available=True, fetchable=False))
+    from ulmfit_demo.data import combined
+
+    out.extend(combined.listed(out))
     return out
 
 
 def local_path(name: str) -> Path | None:
-    "Where the corpus lies on disk now, or None if it would have to be fetched first."
+    """Where the corpus lies on disk now, or None if it would have to be fetched first. For a combined corpus: the part
+    changed last (pages stamp their caches with its mtime), or None while any part is missing."""
+    if is_combined(name):
+        from ulmfit_demo.data import combined
+
+        return combined.local_path(name)
     check_name(name)
     if name == "demo":
         return config.ASSETS / "demo_reviews.csv"
@@ -122,7 +138,11 @@ def local_path(name: str) -> Path | None:
 
 def fetch(name: str, progress: Progress | None = None) -> Path:
     """Make the named corpus available locally and return its folder. Tries fastai's cache, the mirror, fastai's
-    download, in that order; raises `CorpusError` listing what was tried."""
+    download, in that order; raises `CorpusError` listing what was tried. A combined corpus fetches each part."""
+    if is_combined(name):
+        from ulmfit_demo.data import combined
+
+        return combined.fetch(name, progress)
     check_name(name)
     if (p := local_path(name)) is not None:
         return p
@@ -138,9 +158,16 @@ def fetch(name: str, progress: Progress | None = None) -> Path:
     if archive is None and c.fastai_url and not config.offline():
         archive, why = _archive_online(c, report)
         tried.append(why)
-    elif archive is None:
-        tried.append("online download: " + ("switched off (ULMFIT_DEMO_OFFLINE)" if c.fastai_url
-                                             else "fastai does not publish this corpus"))
+    elif archive is None and c.fastai_url:
+        tried.append("online download: switched off (ULMFIT_DEMO_OFFLINE)")
+    if archive is None and not c.fastai_url:
+        # Only the mirror has it: "connect to the internet" would send a person to look for a download that is none.
+        m = config.mirror()
+        where = (f"put {c.archive} in {m}" if m and not re.match(r"^https?://", m)
+                 else f"put {c.archive} in a folder and set ULMFIT_DEMO_MIRROR to it")
+        raise CorpusError(f"{name!r} is not in the mirror (fastai does not publish it, so it is never downloaded). "
+                          f"Tried: " + "; ".join(tried) + f". To use it, {where}. The built-in demo corpus still "
+                          f"works.")
     if archive is None:
         raise CorpusError(f"Could not get {name!r}. Tried: " + "; ".join(tried) + ". Put "
                           f"{c.archive} in a folder and set ULMFIT_DEMO_MIRROR to it, or connect to the internet. "
@@ -224,15 +251,25 @@ class Corpus:
         return sorted(x for x in self.df["label"].unique() if x != "")
 
 
+# Bumped whenever a reader's output changes, so an older parquet copy is never reused (v2: imdb's labels read
+# `negative`/`positive`, no longer its folder names `neg`/`pos`).
+CACHE_VERSION = 2
+
+
 def load(name: str, progress: Progress | None = None) -> Corpus:
-    "The corpus as a DataFrame, fetching it first if needed. Folder corpora are cached as parquet after the first read."
+    """The corpus as a DataFrame, fetching it first if needed. Folder corpora are cached as parquet after the first read.
+    A combined name (`imdb+yelp_sentences:25000`) is read part by part (`combined`)."""
+    if is_combined(name):
+        from ulmfit_demo.data import combined
+
+        return combined.load(name, progress)
     path = fetch(name, progress) if name != "demo" else local_path("demo")
     if name == "demo":
         return Corpus(name, _from_sample_csv(path))
     if name == "imdb_sample":
         return Corpus(name, _from_sample_csv(path / "texts.csv"))
     if name in NAMED:
-        cached = config.sub("cache") / f"corpus-{name}-{_stamp(path)}.parquet"
+        cached = config.sub("cache") / f"corpus-{name}-v{CACHE_VERSION}-{_stamp(path)}.parquet"
         # Both files atomically (a temp name of its own per writer); the sidecar, written last, is the commit point.
         if cached.exists() and cached.with_suffix(".json").exists():
             meta = json.loads(cached.with_suffix(".json").read_text())
@@ -300,9 +337,10 @@ def summarize_problems(paths: list[str], what: str = "files") -> list[str]:
 
 
 def _from_imdb_folder(path: Path, progress: Progress | None) -> tuple[pd.DataFrame, list[str]]:
-    "fastai's IMDB layout: train/{pos,neg}, test/{pos,neg}, unsup."
+    "fastai's IMDB layout: train/{pos,neg}, test/{pos,neg}, unsup. Labels read `negative`/`positive` (`labels`)."
     report = progress or (lambda msg, frac: None)
-    jobs = [(path / s / lab, lab, s) for s in ("train", "test") for lab in ("neg", "pos")] + [(path / "unsup", "", "unsup")]
+    jobs = [(path / s / lab, ALIASES[lab], s) for s in ("train", "test") for lab in ("neg", "pos")]
+    jobs.append((path / "unsup", "", "unsup"))
     texts, labels, splits, bad = [], [], [], []
     for k, (folder, lab, split) in enumerate(jobs):
         report(f"Reading {split}/{lab or 'unlabelled'} reviews", k / len(jobs))
@@ -335,12 +373,28 @@ def _from_wikitext(path: Path) -> tuple[pd.DataFrame, list[str]]:
 
 # ----------------------------------------------------------------------------------------------------------- stats
 
+def _counts(s: pd.Series) -> dict:
+    return {str(k): int(v) for k, v in s.value_counts().sort_index().items()}
+
+
+def _split_label(df: pd.DataFrame) -> dict:
+    return {sp: _counts(df.loc[df["split"] == sp, "label"]) for sp in SPLITS if (df["split"] == sp).any()}
+
+
 def info(corpus: Corpus) -> dict:
-    "Counts per split and per label (`\"\"` for unlabelled): the numbers `data info --json` prints."
+    """Counts per split, per label (`""` for unlabelled) and per split x label: the numbers `data info --json` prints.
+    Plus `by_domain` where the corpus has a `domain` column (amazon_reviews, a combined corpus), and `by_source` (each
+    part's counts, and its cap) for a combined corpus."""
     df = corpus.df
-    return {"name": corpus.name, "n_docs": int(len(df)),
-            "by_split": {k: int(v) for k, v in df["split"].value_counts().sort_index().items()},
-            "by_label": {k: int(v) for k, v in df["label"].value_counts().sort_index().items()}}
+    out = {"name": corpus.name, "n_docs": int(len(df)), "by_split": _counts(df["split"]),
+           "by_label": _counts(df["label"]), "by_split_label": _split_label(df)}
+    if "domain" in df.columns:
+        out["by_domain"] = _counts(df["domain"])
+    if "source" in df.columns:
+        out["by_source"] = {src: {"n_docs": int(len(g)), "by_split": _counts(g["split"]),
+                                  "by_label": _counts(g["label"]), "by_split_label": _split_label(g)}
+                            for src, g in df.groupby("source", sort=False)}
+    return out
 
 
 def counts_table(corpus: Corpus) -> pd.DataFrame:
@@ -353,6 +407,10 @@ def classifier_frame(corpus: Corpus, seed: int = 42) -> pd.DataFrame:
     """Labelled rows with an `is_valid` column, as fastai's `TextDataLoaders.from_df(valid_col=...)` wants. Uses the
     corpus's own valid split, else its test split (as the seeds do for IMDb), else a seeded random 20%. Refuses a
     corpus a classifier cannot learn from, with a message."""
+    if "source" in corpus.df.columns:
+        from ulmfit_demo.data import combined
+
+        combined.check_classifier(corpus)  # every part labelled, one label vocabulary: else a message naming the part
     df = corpus.df[corpus.df["label"] != ""]
     labels = sorted(df["label"].unique())
     if len(labels) == 0:
@@ -362,15 +420,25 @@ def classifier_frame(corpus: Corpus, seed: int = 42) -> pd.DataFrame:
         raise CorpusError(f"{corpus.name!r} has only one label ({labels[0]!r}): a classifier needs at least two. It can "
                           f"still fine-tune a language model.")
     df = df.copy()
-    if (df["split"] == "valid").any():
-        df["is_valid"] = df["split"] == "valid"
-    elif (df["split"] == "test").any():
-        df["is_valid"] = df["split"] == "test"
+    if "source" in df.columns:
+        # Each part by its own rule: imdb's test split validates imdb even where another part has a valid split.
+        df["is_valid"] = pd.concat([_valid_rows(g, seed) for _, g in df.groupby("source", sort=False)])
     else:
-        df["is_valid"] = df.sample(frac=1.0, random_state=seed).index.isin(df.sample(frac=0.2, random_state=seed).index)
+        df["is_valid"] = _valid_rows(df, seed)
     if df["is_valid"].all() or not df["is_valid"].any():
         raise CorpusError(f"{corpus.name!r} needs both training and validation rows for a classifier.")
     return df.reset_index(drop=True)
+
+
+def _valid_rows(df: pd.DataFrame, seed: int) -> pd.Series:
+    "The validation rows of one corpus's labelled frame: its valid split, else its test split, else a seeded 20%."
+    if (df["split"] == "valid").any():
+        return df["split"] == "valid"
+    if (df["split"] == "test").any():
+        return df["split"] == "test"
+    # Positional, exactly as before parts existed, so a single corpus keeps the split its earlier runs used.
+    picked = df.sample(frac=1.0, random_state=seed).index.isin(df.sample(frac=0.2, random_state=seed).index)
+    return pd.Series(picked, index=df.index)
 
 
 def fingerprint(df: pd.DataFrame) -> str:

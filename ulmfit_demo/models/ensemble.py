@@ -4,7 +4,8 @@ backward classifiers of a corpus, optionally with its TF-IDF baseline).
 An ensemble is a model folder holding only `meta.json` (kind `ensemble`): its members' ids, names, kinds and weights
 (equal by default) and the labels. Each member answers through `inference` exactly as it would alone (its own
 temperature applied), and the ensemble's probability of a label is the weighted mean of the members' probabilities of
-that label, matched by name (members may list their labels in a different order). Nothing here is fitted: an
+that label, matched by name (members may list their labels in a different order, and a model stored when the
+`imdb` corpus still said `neg`/`pos` matches `negative`/`positive`: `data.labels.canonical`). Nothing here is fitted: an
 ensemble's accuracy is only what `evaluate` measured on given texts, recorded with the corpus it was measured on.
 
 Refused, storing nothing: fewer than two members, a member listed twice, a missing member, a language model, members
@@ -28,6 +29,8 @@ from pathlib import Path
 from typing import Callable
 
 from ulmfit_demo import config
+from ulmfit_demo.data.labels import canonical
+from ulmfit_demo.data.labels import same as same_labels
 from ulmfit_demo.models import inference, registry
 from ulmfit_demo.models.registry import BUNDLED_ID, FORMAT, FORMAT_VERSION, META, ModelError
 
@@ -113,7 +116,7 @@ def plan(member_ids: list[str], name: str, weights: list[float] | None = None) -
         rows.append(row)
     labels = [[str(x) for x in registry.read_meta(r["id"]).get("labels") or []] for r in rows]
     for r, labs in zip(rows[1:], labels[1:]):
-        if sorted(labs) != sorted(labels[0]):
+        if not same_labels(labs, labels[0]):
             raise ModelError(f"The members must predict the same labels: {rows[0]['name']!r} ({rows[0]['id']}) "
                              f"predicts {', '.join(labels[0])} but {r['name']!r} ({r['id']}) predicts {', '.join(labs)}. Pick "
                              f"classifiers of the same corpus (or of corpora with the same labels).")
@@ -129,7 +132,7 @@ def plan(member_ids: list[str], name: str, weights: list[float] | None = None) -
     corpora = list(dict.fromkeys(r.get("corpus") or "?" for r in rows))
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "id": None, "name": name, "kind": KIND,
             "corpus": " + ".join(corpora), "run_id": None, "created": None, "source": "built",
-            "labels": labels[0], "combine": COMBINE, "metrics": {},
+            "labels": [canonical(x) for x in labels[0]], "combine": COMBINE, "metrics": {},
             "members": [{"id": r["id"], "name": r["name"], "kind": r["kind"], "weight": w / total,
                          "corpus": r.get("corpus"), "labels": labs}
                         for r, w, labs in zip(rows, weights, labels)]}
@@ -200,8 +203,16 @@ def _member_ids(ens: EnsembleRunner) -> list[str]:
     return out
 
 
+def _in_labels_of(ens: EnsembleRunner, answer: dict) -> dict:
+    "A member's answer with its labels named as the ensemble names them (`neg` -> `negative` where it says so)."
+    name = {canonical(lab): lab for lab in ens.labels}
+    return {"label": name.get(canonical(answer["label"]), answer["label"]),
+            "probs": {name.get(canonical(k), k): v for k, v in answer["probs"].items()}}
+
+
 def _combine(ens: EnsembleRunner, answers: list[dict]) -> dict:
     "The ensemble's verdict from its members' answers to one text (in member order)."
+    answers = [_in_labels_of(ens, a) for a in answers]
     probs = {lab: sum(m["weight"] * a["probs"][lab] for m, a in zip(ens.members, answers)) for lab in ens.labels}
     label = max(ens.labels, key=lambda lab: probs[lab])  # first label on a tie, as argmax
     return {"label": label, "probs": probs,
@@ -277,7 +288,8 @@ def evaluate(model, texts: list[str], labels: list[str],
     ens = runner(model)
     if len(texts) != len(labels):
         raise ModelError(f"{len(texts)} texts but {len(labels)} labels: give one label per text.")
-    keep = [(t, str(y)) for t, y in zip(texts, labels) if str(y) in ens.labels]
+    name = {canonical(lab): lab for lab in ens.labels}  # a corpus's `pos` is the ensemble's `positive`, and back
+    keep = [(t, name[canonical(y)]) for t, y in zip(texts, labels) if canonical(y) in name]
     if not keep:
         raise ModelError(f"None of the {len(texts)} rows has a label this ensemble predicts ({', '.join(ens.labels)}): "
                          f"measure it on the corpus its members were trained on.")

@@ -8,6 +8,7 @@ import html
 
 import streamlit as st
 
+from ulmfit_demo import system
 from ulmfit_demo.data import corpora
 from ulmfit_demo.runs import launcher, recipe, store, tboard, views
 from ulmfit_demo.train import presets, pretrained, starter
@@ -76,6 +77,27 @@ def use_lr(run: dict, lr: float) -> None:
 if _knob_key("bs") not in st.session_state:
     load_knobs(presets.ULMFIT)
 st.session_state.setdefault("train_base", "ULMFiT")
+
+# Without a GPU the ULMFiT preset takes hours: one click on Start must not queue that, so Quick is preselected there
+# (as the CLI's `train` default). A link that asks for a preset (`?preset=quick`, Generate's and Sentiment's "Quick run
+# on the demo corpus") gets it, with the demo corpus, once: the parameter is dropped so the choice stays the user's.
+ON_GPU = system.device_info()["device"] == "cuda"
+asked = str(st.query_params.get("preset", "")).lower()
+if asked:
+    match = next((p for p in presets.PRESETS if p.lower() == asked), None)
+    if match:
+        st.session_state["train_preset"] = match
+        if st.query_params.get("corpus"):
+            st.session_state["train_corpus"] = st.query_params["corpus"]
+    for k in ("preset", "corpus"):
+        st.query_params.pop(k, None)
+st.session_state.setdefault("train_preset", "ULMFiT" if ON_GPU else "Quick")
+
+
+@st.cache_data(show_spinner="Timing a few ULMFiT-sized batches on this CPU...", max_entries=8)
+def ulmfit_estimate(corpus: str, stamp: str) -> dict:
+    "How long one ULMFiT-preset run would train on this CPU on `corpus` (`runs.recipe.estimate`: measured, extrapolated)."
+    return recipe.estimate(presets.ULMFIT, ui.current_corpus(corpus), runs=1)
 
 
 def knob_widget(name: str, lm_runs: list[str]):
@@ -171,6 +193,20 @@ with st.expander("Start a new run", expanded=not runs or st.session_state.get("t
                 st.warning("No pretrained weights on this machine yet: the run will look in the mirror "
                            "(ULMFIT_DEMO_MIRROR) and download them unless offline, or else train from scratch "
                            "(it will say so, loudly).")
+            if preset_name == "ULMFiT" and not ON_GPU:  # said before Start can be pressed, not after
+                try:
+                    est = ulmfit_estimate(corpus_name, ui.corpus_stamp(corpus_name))
+                except (corpora.CorpusError, ConfigError, ValueError) as e:
+                    st.warning(f"There is no GPU here, and how long the ULMFiT preset would take on this CPU "
+                               f"could not be measured ({e}). Expect hours; Quick takes minutes.")
+                else:
+                    st.warning(f"**No GPU here: the ULMFiT preset would train for about {recipe.human(est['seconds'])} "
+                               f"on this CPU** on {html.escape(titles.get(corpus_name, corpus_name))} (measured "
+                               f"{est['tokens_per_s']:,.0f} tokens/s on a few batches of its AWD-LSTM "
+                               f"{presets.ULMFIT.emb_sz}/{presets.ULMFIT.n_hid}/{presets.ULMFIT.n_layers}, applied "
+                               f"to {est['lm_tokens'] / 1e6:,.2f}M LM tokens x {est['lm_epochs']} epochs and "
+                               f"{est['clas_tokens'] / 1e6:,.2f}M classifier tokens x {est['clas_epochs']} epochs). "
+                               f"Quick takes minutes.", icon=":material/schedule:")
             with st.popover("All settings of this preset"):
                 st.dataframe([{"knob": k, "value": str(v), "what it does": KNOB_HELP.get(k, "")}
                               for k, v in cfg_p.to_dict().items()], hide_index=True)

@@ -35,6 +35,7 @@ def set_knob(at, name, value):
 def test_page_renders_with_no_runs_and_shows_the_presets():
     at = page()
     assert at.radio(key="train_preset").options == ["ULMFiT", "Quick", "Custom"]
+    at.radio(key="train_preset").set_value("ULMFiT").run()
     assert any("seeds' schedule exactly" in c.value for c in at.caption)
     assert any("No runs yet" in i.value for i in at.info)
     assert at.button(key="train_start")

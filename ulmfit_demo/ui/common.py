@@ -135,6 +135,11 @@ def _stamp(name: str) -> str:
     return str(p.stat().st_mtime_ns) if p is not None else ""
 
 
+def corpus_stamp(name: str) -> str:
+    "Changes when the corpus's files change (an upload replaced): caches keyed on a corpus key on this too."
+    return _stamp(name)
+
+
 def current_corpus(name: str):
     return load_corpus(name, _stamp(name))
 

@@ -65,7 +65,7 @@ def train_link(what: str = "model") -> None:
     if (config.REPO / "pages" / "train.py").exists():
         try:
             st.page_link("pages/train.py", label="Go to Train: Quick run on the demo corpus",
-                         icon=":material/model_training:")
+                         icon=":material/model_training:", query_params={"preset": "quick", "corpus": "demo"})
             return
         except st.errors.StreamlitAPIException:  # the page run on its own (tests), outside the app's navigation
             pass

@@ -277,11 +277,29 @@ class Job(BaselineStage, EnsembleStage):
         corpus = corpora.load(self.run["corpus"])
         for p in corpus.problems:
             self.sink.event("corpus", p, level="warning")
-        docs = presets.sample_docs(corpus.df, cfg.max_docs, cfg.seed)
+        df = corpus.df if "src_row" in corpus.df.columns else corpus.df.assign(src_row=corpus.df.index)
+        docs = presets.sample_docs(df, cfg.max_docs, cfg.seed)
         docs = docs[docs["text"].str.strip() != ""].reset_index(drop=True)
         presets.validate(cfg, self.kind, corpora.Corpus(corpus.name, docs))
+        self.record_rows(docs)
+        if not corpora.is_combined(corpus.name):
+            docs = docs.drop(columns="src_row")  # a single corpus's run reads the frame it always did
         self.check_cancel()
         return corpus, docs
+
+    def record_rows(self, docs):
+        """`rows.json` in the run folder: which rows of which corpus this run read (`combined.record`: per part, its
+        counts per split x label and the row ids as ranges), and a one-line summary in the run's events and summary."""
+        from ulmfit_demo.data import combined
+
+        rec = combined.record(docs, self.run["corpus"], self.cfg.seed, self.cfg.max_docs)
+        if not distrib.is_main():
+            return
+        config.atomic_write(self.rdir / "rows.json", json.dumps(rec))
+        line = combined.summary(rec)
+        store.update_summary(self.id, rows={"file": "rows.json", "n_rows": rec["n_rows"], "line": line,
+                                            "sources": {k: v["n_rows"] for k, v in rec["sources"].items()}})
+        self.sink.event("corpus", line, data={"n_rows": rec["n_rows"]})
 
     def _lm_steps(self, n_batches: int, phases) -> int:
         from ulmfit_demo.train import stages

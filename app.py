@@ -34,4 +34,12 @@ for f, t, i, u in PAGES:
         aliases.append(st.Page(f, title=t, icon=i, url_path=u, visibility="hidden"))
     else:
         pages.append(st.Page(f, title=t, icon=i, url_path=u))
-st.navigation(pages + aliases).run()
+page = st.navigation(pages + aliases)
+if page.url_path == "home":
+    # `/home` is the hidden alias, so the sidebar has no entry of its own to mark as the current page. Mark Home (the
+    # first entry) as Streamlit marks the current one; a redirect to `/` instead would trap the Back button (above).
+    st.markdown('<style>[data-testid="stSidebarNavItems"] li:first-child [data-testid="stSidebarNavLink"] '
+                '{background-color: rgba(151, 166, 195, 0.25);} [data-testid="stSidebarNavItems"] li:first-child '
+                '[data-testid="stSidebarNavLink"] span {font-weight: 600; color: rgb(49, 51, 63);}</style>',
+                unsafe_allow_html=True)
+page.run()

@@ -35,11 +35,14 @@ c1, c2, c3, c4 = st.columns(4)
 c1.metric("Corpora ready", len(have), help="\n".join(have))
 c2.metric("Device", "GPU" if dev["device"] == "cuda" else "CPU", help=dev["name"])
 
-all_models = models.list_models()
-c3.metric("Trained models", sum(m["origin"] != "bundled" for m in all_models),
-          help="Models trained or imported on this machine" + (
-              "; the bundled sentiment model ships with the app on top of these." if any(
-                  m["origin"] == "bundled" for m in all_models) else "."))
+# Every model a page can use now: the user's own, and the two shipped with the app (the bundled sentiment model, and
+# the starter language model Generate writes with), so a fresh machine does not read "0" while both already work.
+own = [m for m in models.list_models() if m["origin"] != "bundled"]
+shipped = [m for m in models.list_models("classifier") + models.list_models("language_model")
+           if m["origin"] == "bundled"]
+c3.metric("Models ready", len(own) + len(shipped),
+          help=f"{len(own)} trained or imported on this machine"
+          + (" + shipped with the app: " + ", ".join(m["name"] for m in shipped) if shipped else "") + ".")
 sc = starter.card()
 wt = pretrained.local()
 c4.metric("Pretrained encoder", "WikiText-103" if wt else "starter LM" if sc else "not here",
@@ -52,7 +55,9 @@ c4.metric("Pretrained encoder", "WikiText-103" if wt else "starter LM" if sc els
              if sc else "The bundled starter language model is missing: runs would train from scratch. "
              + pretrained.hint()))
 
-st.caption(f"Ready: {', '.join(have)}." + (f" Not fetched yet: {', '.join(missing)} (get them on the Data page)."
+st.caption(f"Models: {len(own)} trained here" + (f", {len(shipped)} shipped with the app (" + ", ".join(
+    m["name"] for m in shipped) + "), ready on the Sentiment and Generate pages" if shipped else "") + ". "
+           + f"Ready: {', '.join(have)}." + (f" Not fetched yet: {', '.join(missing)} (get them on the Data page)."
                                            if missing else "") + f" Running on {dev['name']}.")
 
 st.subheader("Where to go")

@@ -241,8 +241,11 @@ with tab_sub:
                 pcs = tk.subword_tokens(model, text)
                 st.markdown(f"**subword {size:,}** · {len(pcs):,} tokens")
                 st.markdown(pieces_html(pcs, tk.piece_ids(model, pcs), show_ids), unsafe_allow_html=True)
-                if model.note:
-                    st.warning(model.note)
+                if model.note:  # the bound is the corpus sample's, not the typed text's: say which sample
+                    st.warning(f"You asked for {size:,}, but SentencePiece learns from {sample_words}, and that "
+                               f"supports at most {model.n_pieces:,} pieces (the limit comes from the corpus, not "
+                               f"from the text above). Larger sizes give this same tokenizer; a bigger corpus in "
+                               f"the sidebar gives more pieces.")
         st.caption("`▁` marks a piece that starts a new word. Hover a piece for its id in SentencePiece's "
                    "vocabulary.")
 

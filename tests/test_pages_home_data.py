@@ -19,7 +19,9 @@ def test_home_shows_stages_and_machine_status():
     assert metrics["Device"] in ("CPU", "GPU")
     assert int(metrics["Corpora ready"]) >= 1  # the demo corpus, always
     assert any("demo" in c.value.lower() for c in at.caption)
-    assert metrics["Trained models"] == "0"
+    # nothing trained here; the starter LM ships with the app (the fixture hides the bundled sentiment model)
+    assert metrics["Models ready"] == "1"
+    assert any("0 trained here, 1 shipped with the app (Starter language model)" in c.value for c in at.caption)
     # A fresh FASTAI_HOME has no WikiText-103 weights; the starter LM shipped in assets/ is the pretrained start.
     assert metrics["Pretrained encoder"] == "starter LM"
 
@@ -27,7 +29,7 @@ def test_home_shows_stages_and_machine_status():
 def test_home_counts_the_registered_models(ids):
     metrics = {m.label: m.value for m in run("app.py").metric}
     n_models = len([k for k in ids if k != "ref"])  # `ref` is a reference prediction, not a model
-    assert metrics["Trained models"] == str(n_models)
+    assert metrics["Models ready"] == str(n_models + 1)  # + the starter LM shipped with the app
 
 
 def test_data_page_demo_counts_and_lm_picture_follow_sliders():

@@ -36,14 +36,15 @@ def explain_sp_error(msg: str, asked: int) -> SubwordError:
     ("... Please set it to a value <= 27", raised when the size is a hard limit)."""
     if m := _TOO_SMALL.search(msg):
         need = int(m.group(2))
-        return SubwordError(f"A vocabulary of {asked:,} is too small for this text: every distinct character needs "
-                            f"a piece of its own, plus the special tokens. The smallest that works here is "
+        return SubwordError(f"A vocabulary of {asked:,} is too small for the text SentencePiece learns from: every "
+                            f"distinct character needs a piece of its own, plus the special tokens. The smallest that "
+                            f"works here is "
                             f"{need:,}.", smallest=need)
     if m := _TOO_HIGH.search(msg):
         top = int(m.group(2))
-        return SubwordError(f"A vocabulary of {asked:,} is too large for this text: SentencePiece finds at most "
-                            f"{top:,} pieces in it. The largest that works here is {top:,}; use more text for "
-                            f"more.", largest=top)
+        return SubwordError(f"A vocabulary of {asked:,} is too large for the text SentencePiece learns from: it "
+                            f"finds at most {top:,} pieces in it. The largest that works here is {top:,}; use "
+                            f"more text for more.", largest=top)
     return SubwordError(f"SentencePiece could not train a vocabulary of {asked:,} on this text: {msg}")
 
 
@@ -58,8 +59,10 @@ class SubwordModel:
     def note(self) -> str | None:
         if self.n_pieces >= self.asked:
             return None
-        return (f"You asked for {self.asked:,}, but this text supports at most {self.n_pieces:,} pieces: "
-                f"{self.n_pieces:,} is the largest that works here, and larger sizes give this same tokenizer.")
+        # The bound comes from the texts SentencePiece was trained on (a corpus sample), not the text tokenized.
+        return (f"You asked for {self.asked:,}, but the text SentencePiece learned from supports at most "
+                f"{self.n_pieces:,} pieces: {self.n_pieces:,} is the largest that works there, and larger sizes give "
+                f"this same tokenizer. More pieces need more (or more varied) text to learn from.")
 
 
 def sp_input(text: str, with_rules: bool = True) -> str:

@@ -1,8 +1,10 @@
 """Data: pick or get a corpus, upload your own, and see exactly what fastai will feed the model."""
+import html
+
 import streamlit as st
 
 from ulmfit_demo import plots
-from ulmfit_demo.data import batches, corpora, tokcache, uploads
+from ulmfit_demo.data import batches, combined, corpora, tokcache, uploads
 from ulmfit_demo.ui import common as ui
 
 ui.setup_page("Data", ":material/dataset:")
@@ -14,6 +16,14 @@ STATS_SAMPLE = 2000  # documents tokenized for lengths and previews; counts alwa
 # ------------------------------------------------------------------------------------------------ choose / get
 rows = corpora.list_corpora()
 by_name = {r["name"]: r for r in rows}
+if (pending := st.session_state.pop("data_select", None)) in by_name:
+    # A combination just composed below: select it before the radio is drawn (its key cannot change after). One
+    # whose parts are not all on disk yet is only shown, with its Get button; the other pages keep theirs.
+    if by_name[pending]["available"]:
+        st.session_state["corpus"] = pending
+        st.session_state.pop("data_choice", None)  # the radio starts again from `corpus`
+    else:
+        st.session_state["data_choice"] = pending
 if st.session_state.get("corpus") not in by_name or not by_name[st.session_state["corpus"]]["available"]:
     st.session_state["corpus"] = "demo"
 
@@ -24,6 +34,31 @@ with left:
                       format_func=lambda n: by_name[n]["title"] + ("" if by_name[n]["available"] else "  (not on this machine yet)"))
     info = by_name[choice]
     st.write(info["about"])
+    if info["kind"] == "combined":
+        st.caption(f"Train on it from the command line with `--dataset {choice}`.")
+
+with left.expander("Combine corpora"):
+    st.write("Read several labelled corpora as one, for example film reviews with restaurant and product reviews. "
+             "A cap keeps at most that many training rows of a corpus (a fixed sample, balanced by label as far "
+             "as the corpus allows); its validation and test rows are always kept whole, and each corpus is "
+             "validated on its own valid (else test) split.")
+    plain = [r["name"] for r in rows if r["kind"] != "combined" and r["labelled"]]
+    picked = st.multiselect("Corpora", plain, key="data_combine_parts",
+                            format_func=lambda n: by_name[n]["title"])
+    caps = {}
+    for part in picked:
+        caps[part] = st.number_input(f"Training rows from {part} (0 = all)", min_value=0, step=1000, value=0,
+                                     key=f"data_combine_cap_{part}")
+    spec = "+".join(f"{p}:{int(caps[p])}" if caps[p] else p for p in picked)
+    if spec:
+        st.code(spec, language=None)
+    if st.button("Use this combination", key="data_combine_go", disabled=len(picked) < 2):
+        try:
+            st.session_state["data_select"] = combined.save(spec)
+        except corpora.CorpusError as e:
+            st.error(str(e))
+        else:
+            st.rerun()
 
 with right:
     if st.session_state.pop("data_cancel", False):
@@ -127,6 +162,25 @@ m1.metric("Documents", f"{n:,}")
 m2.metric("Labels", ", ".join(corpus.labels) if corpus.labels else "none")
 m3.metric("Splits", ", ".join(corpus.df["split"].unique()))
 st.dataframe(corpora.counts_table(corpus), width="content")
+if "source" in corpus.df.columns:
+    st.subheader("Where the documents come from")
+    st.dataframe(combined.parts_table(corpus), hide_index=True, width="content",
+                 column_config={"cap": st.column_config.NumberColumn("cap", format="%d"),
+                                "share of training rows": st.column_config.ProgressColumn(
+                                    "share of training rows", format="percent", min_value=0, max_value=1),
+                                "positive (train)": st.column_config.NumberColumn(format="percent")})
+    st.caption("`positive (train)` is the share of a corpus's training rows labelled positive: the balance the "
+               "classifier sees from it. Each corpus is validated on its own valid split, else its test split.")
+
+st.subheader("Examples" + (" per domain" if "domain" in corpus.df.columns else ""))
+shown = corpora.examples(corpus)
+for tab, (group, ex) in zip(st.tabs(list(shown)), shown.items()):
+    with tab:
+        for _, ex_row in ex.iterrows():
+            text = ex_row["text"][:400] + ("…" if len(ex_row["text"]) > 400 else "")
+            # st.html: a review's `*`, `_` or `$` is text here, not markdown or LaTeX.
+            st.html(f"<p style='margin:0 0 .6em 0'><b>{html.escape(ex_row['label'] or '(no label)')}</b> · "
+                    f"{html.escape(text)}</p>")
 
 
 @st.cache_data(show_spinner="Tokenizing with fastai (cached after the first time)...", max_entries=8)

@@ -253,3 +253,36 @@ def test_a_combined_baseline_run_records_exactly_the_rows_it_read():
     assert shown["summary"]["rows"]["sources"] == {"imdb_sample": 400, "yelp_sentences": 10300,
                                                    "amazon_reviews": 16237}
     assert any(e["kind"] == "corpus" and "yelp_sentences:300 10,300" in e["message"] for e in shown["events"])
+
+
+# ----------------------------------------------------------------------------------------------------------- Data page
+
+def test_examples_per_domain_for_amazon():
+    "What the Data page shows under Examples: two labelled reviews of each of amazon's nine domains."
+    mirror_archive("amazon_reviews.tgz")
+    ex = corpora.examples(corpora.load("amazon_reviews"))
+    assert list(ex) == ["apparel", "baby", "camera_photo", "health_personal_care", "magazines", "music", "software",
+                        "sports_outdoors", "toys_games"]
+    assert all(len(v) == 2 and v["label"].isin(["negative", "positive"]).all() for v in ex.values())
+    assert list(corpora.examples(corpora.load("demo"))) == ["negative", "positive"]  # no domains: per label
+
+
+def test_data_page_composes_a_combined_corpus_and_shows_its_parts():
+    from support import run_page
+
+    for a in ("imdb_sample.tgz", "yelp_sentences.tgz"):
+        mirror_archive(a)
+        corpora.fetch(a.removesuffix(".tgz"))
+    at = run_page("pages/data.py", timeout=300)
+    at.multiselect(key="data_combine_parts").set_value(["imdb_sample", "yelp_sentences"]).run()
+    at.number_input(key="data_combine_cap_yelp_sentences").set_value(2000).run()
+    at.button(key="data_combine_go").click().run()
+    assert not at.exception, at.exception
+    assert at.session_state["corpus"] == "imdb_sample+yelp_sentences:2000"
+    assert combined.saved() == ["imdb_sample+yelp_sentences:2000"]
+    parts = next(d.value for d in at.dataframe if "corpus" in getattr(d.value, "columns", []))
+    assert parts.set_index("corpus")["train"].to_dict() == {"imdb_sample": 800, "yelp_sentences": 2000}
+    assert parts.set_index("corpus")["positive (train)"].to_dict() == {"imdb_sample": 0.5, "yelp_sentences": 0.5}
+    tabs = [t.label for t in at.tabs]
+    assert tabs[tabs.index("businesses"):tabs.index("businesses") + 2] == ["businesses", "films"]  # per domain
+    assert any(h.value == "A classifier batch" for h in at.header)

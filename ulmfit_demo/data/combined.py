@@ -254,3 +254,19 @@ def listed(rows: list[dict]) -> list[dict]:
                         labelled=all(r["labelled"] for r in ps), available=all(r["available"] for r in ps),
                         fetchable=all(r["available"] or r["fetchable"] for r in ps)))
     return out
+
+
+def parts_table(corpus: Corpus) -> pd.DataFrame:
+    """One row per part of a combined corpus, for the Data page: its cap, documents per split, labelled training rows
+    and the share of them that is positive (the balance a classifier sees from that part)."""
+    caps = {p.name: p.cap for p in parse(corpus.name)}
+    rows = []
+    for src, g in corpus.df.groupby("source", sort=False):
+        trn = g[(g["split"] == "train") & (g["label"] != "")]
+        pos = trn["label"].map(canonical).eq("positive").mean() if len(trn) else None
+        rows.append({"corpus": src, "cap": caps.get(src), "documents": len(g),
+                     **{sp: int((g["split"] == sp).sum()) for sp in corpora.SPLITS},
+                     "share of training rows": len(trn) / max(1, int(((corpus.df["split"] == "train")
+                                                                       & (corpus.df["label"] != "")).sum())),
+                     "positive (train)": pos})
+    return pd.DataFrame(rows)

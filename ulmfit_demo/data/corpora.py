@@ -403,6 +403,17 @@ def counts_table(corpus: Corpus) -> pd.DataFrame:
     return t.reindex([s for s in SPLITS if s in t.index])
 
 
+def examples(corpus: Corpus, per: int = 2, seed: int = 0) -> dict[str, pd.DataFrame]:
+    """A few labelled texts per domain (amazon_reviews' nine, a combined corpus's parts), else per label: what the
+    Data page shows as examples. Seeded, so a rerun shows the same ones."""
+    df = corpus.df[corpus.df["label"] != ""]
+    if df.empty:
+        df = corpus.df
+    key = "domain" if "domain" in df.columns else "label"
+    return {str(k): g.sample(n=min(per, len(g)), random_state=seed)[["label", "text"]]
+            for k, g in df.groupby(key, sort=True)}
+
+
 def classifier_frame(corpus: Corpus, seed: int = 42) -> pd.DataFrame:
     """Labelled rows with an `is_valid` column, as fastai's `TextDataLoaders.from_df(valid_col=...)` wants. Uses the
     corpus's own valid split, else its test split (as the seeds do for IMDb), else a seeded random 20%. Refuses a

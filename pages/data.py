@@ -165,8 +165,7 @@ st.dataframe(corpora.counts_table(corpus), width="content")
 if "source" in corpus.df.columns:
     st.subheader("Where the documents come from")
     st.dataframe(combined.parts_table(corpus), hide_index=True, width="content",
-                 column_config={"cap": st.column_config.NumberColumn("cap", format="%d"),
-                                "share of training rows": st.column_config.ProgressColumn(
+                 column_config={"share of training rows": st.column_config.ProgressColumn(
                                     "share of training rows", format="percent", min_value=0, max_value=1),
                                 "positive (train)": st.column_config.NumberColumn(format="percent")})
     st.caption("`positive (train)` is the share of a corpus's training rows labelled positive: the balance the "

@@ -264,7 +264,9 @@ def parts_table(corpus: Corpus) -> pd.DataFrame:
     for src, g in corpus.df.groupby("source", sort=False):
         trn = g[(g["split"] == "train") & (g["label"] != "")]
         pos = trn["label"].map(canonical).eq("positive").mean() if len(trn) else None
-        rows.append({"corpus": src, "cap": caps.get(src), "documents": len(g),
+        cap = caps.get(src)
+        rows.append({"corpus": src, "training rows kept": "all" if cap is None else f"at most {cap:,}",
+                     "documents": len(g),
                      **{sp: int((g["split"] == sp).sum()) for sp in corpora.SPLITS},
                      "share of training rows": len(trn) / max(1, int(((corpus.df["split"] == "train")
                                                                        & (corpus.df["label"] != "")).sum())),

@@ -24,6 +24,14 @@ EXAMPLES = {
 }
 WEAK_ACCURACY = 0.7  # below this measured validation accuracy the page says the verdicts are close to guesses
 CSV_MAX_ROWS = 20_000  # beyond this use `python -m ulmfit_demo predict --csv`: the page would sit for minutes
+# A review longer than this is judged on its first MAX_REVIEW characters, and the page says so: the page answers in
+# about 2 s on 2 CPU cores (bench/bench_inputs.py), and IMDb's longest review has about 13,700 characters.
+MAX_REVIEW = 20_000
+# Word scores cost one pass of the whole review per word: the page scores words for about this long, then shows the
+# verdict with the rest unscored (a training run may share the CPU), within at most this many words x tokens.
+ATTR_BUDGET_S = 1.0
+ATTR_WORK = 60_000
+WHATIF_MAX = 100  # characters of the What-if's replacement: a word or a phrase
 
 ui.setup_page("Sentiment", ":material/sentiment_satisfied:")
 presenter = st.sidebar.toggle("Presenter mode", key="sent_presenter",
@@ -60,7 +68,7 @@ if acc is not None and not presenter and (acc < WEAK_ACCURACY or (base is not No
 @st.cache_data(max_entries=128, show_spinner=False)
 def _attributions(model_id: str, stamp: str, text: str) -> dict:
     # `stamp` changes when the model's files change, so a replaced model never serves stale answers.
-    return inference.attributions(model_id, text)
+    return inference.attributions(model_id, text, work=ATTR_WORK, budget_s=ATTR_BUDGET_S)
 
 
 @st.cache_data(max_entries=128, show_spinner=False)
@@ -99,11 +107,17 @@ def show_review(model_row: dict, large: bool) -> None:
     st.selectbox("Try an example", ["(choose one)"] + list(EXAMPLES), key="sent_example", on_change=set_example)
     text = st.text_area("Review", key="sent_text", height=150 if large else 120,
                         placeholder="Type or paste a movie review...",
-                        help="Press Ctrl+Enter (or click outside the box) to judge it.")
+                        help=f"Press Ctrl+Enter (or click outside the box) to judge it. Up to {MAX_REVIEW:,} "
+                             f"characters.")
     st.button("Judge this review", key="sent_go", type="primary")
     if not text.strip():
         st.info("Type a review above, or pick an example, to see what the model thinks.")
         return
+    if len(text) > MAX_REVIEW:  # no max_chars on the box: it would cut a pasted review without a word
+        st.warning(f"This review is very long ({len(text):,} characters): the page judges its first "
+                   f"{MAX_REVIEW:,}. Judge longer texts with `python -m ulmfit_demo predict --text ...` (it reads "
+                   f"{inference.MAX_CHARS:,}).")
+        text = text[:MAX_REVIEW]
     attr = judge(model_row, text)
     if attr is None:
         return
@@ -123,7 +137,8 @@ def show_review(model_row: dict, large: bool) -> None:
         st.markdown("**Which words pushed it**")
         st.markdown(mw.attribution_html(attr, labels, large), unsafe_allow_html=True)
         st.markdown(mw.attribution_legend(attr, labels), unsafe_allow_html=True)
-        st.caption(attr["method"] + (f" Only the first {attr['scored']} of {attr['n_words']} words were scored."
+        st.caption(attr["method"] + (f" Only the first {attr['scored']} of {attr['n_words']} words were scored"
+                                     + (" (the rest would keep you waiting)." if attr.get("timed_out") else ".")
                                      if attr["scored"] < attr["n_words"] else ""))
     if attr["truncated"]:
         st.warning(f"This text is very long: only its first {inference.MAX_CHARS:,} characters were read.")
@@ -164,7 +179,7 @@ def what_if(model_row: dict, attr: dict, labels: list[str]) -> None:
     a, b = st.columns(2)
     i = a.selectbox("Change this word", range(len(words)), key="sent_whatif_word",
                     format_func=lambda k: f"{words[k]}  (word {k + 1})")
-    new = b.text_input("...into (leave empty to remove it)", key="sent_whatif_new")
+    new = b.text_input("...into (leave empty to remove it)", key="sent_whatif_new", max_chars=WHATIF_MAX)[:WHATIF_MAX]
     edited = words[:i] + ([new.strip()] if new.strip() else []) + words[i + 1:]
     text = decode.join_words(edited)
     if not text.strip():
@@ -190,7 +205,7 @@ def what_if(model_row: dict, attr: dict, labels: list[str]) -> None:
 
 
 def compare(model_row: dict) -> None:
-    text = st.session_state.get("sent_text", "")
+    text = st.session_state.get("sent_text", "")[:MAX_REVIEW]  # as the first tab judges it
     st.write("The review from the first tab, judged by two models at once.")
     other = mw.pick_model(mw.SENTIMENT_KINDS, "sent_model_b", "Second model", exclude=model_row["id"])
     if other is None:

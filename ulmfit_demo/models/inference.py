@@ -173,11 +173,13 @@ def predict_batch(model, texts: list[str], progress: Callable[[int, int], None] 
     return results  # type: ignore[return-value]
 
 
-def attributions(model, text: str) -> dict:
+def attributions(model, text: str, work: int = ATTR_WORK, budget_s: float | None = None) -> dict:
     """Per-word scores by occlusion (see ATTRIBUTION_METHOD): `{"label", "prob", "method", "words": [{"text",
     "score"}], "scored": n, "n_words": N}`. Positive scores pushed towards the verdict. For a baseline model the
     scores are its linear weights instead (see BASELINE_ATTRIBUTION_METHOD), in the same shape, with `scale`
-    'logit'."""
+    'logit'. `work` bounds words scored x tokens; with `budget_s`, words are scored in batches until that many
+    seconds have passed and the rest are left unscored (`timed_out` True): a page must answer while a training
+    run shares the CPU. Without it the result does not depend on the machine."""
     r = runner(model)
     _need(r, "classifier")
     if r.kind == "ensemble":  # members' answers averaged (`ensemble`)
@@ -191,9 +193,11 @@ def attributions(model, text: str) -> dict:
         toks = tokenize(r, [text])[0]
         ids = numericalize(r, toks)
         units = word_units(toks, r.subword)
-        scored = units[:max(1, min(MAX_ATTR_WORDS, ATTR_WORK // max(len(ids), 1)))]
+        scored = units[:max(1, min(MAX_ATTR_WORDS, work // max(len(ids), 1)))]
         variants = [ids] + [[t for k, t in enumerate(ids) if k not in set(u)] for u in scored]
-        probs = _class_probs(r, variants, precision="fp32")  # scores are small differences: no rounding in them
+        probs = _occlusion_probs(r, variants, budget_s)
+        timed_out = len(probs) < len(variants)
+        scored = scored[:len(probs) - 1]
     c = int(probs[0].argmax())
     base = float(probs[0][c])
     words = []
@@ -203,7 +207,27 @@ def attributions(model, text: str) -> dict:
         words.append({"text": shown, "score": score, "tokens": [toks[i] for i in u]})
     return {"label": r.labels[c], "prob": base, "probs": {lab: float(probs[0][i]) for i, lab in enumerate(r.labels)},
             "method": ATTRIBUTION_METHOD, "words": words, "scored": len(scored), "n_words": len(units),
-            "truncated": cut}
+            "truncated": cut, "timed_out": timed_out}
+
+
+def _occlusion_probs(r: Runner, variants: list[list[int]], budget_s: float | None):
+    """Class probabilities of the whole text (row 0) and its occluded variants, in fp32 (scores are small
+    differences: no rounding in them). With `budget_s`, in batches of about TOKEN_BUDGET tokens, stopping once the
+    budget is spent; the whole text and the first batch are always scored."""
+    import time
+
+    if budget_s is None:
+        return _class_probs(r, variants, precision="fp32")
+    import torch
+
+    t0 = time.perf_counter()
+    step = max(1, TOKEN_BUDGET // max(len(variants[0]), 1))
+    done = []
+    for k in range(0, len(variants), step):
+        done.append(_class_probs(r, variants[k:k + step], precision="fp32"))
+        if time.perf_counter() - t0 > budget_s:
+            break
+    return torch.cat(done)
 
 
 # ----------------------------------------------------------------------------------------------------------- baseline

@@ -84,7 +84,7 @@ for i, s in enumerate(res["samples"]):
     head, rest = joined(prompt, s["tokens"])
     st.markdown(f'<div style="border-left:4px solid #4c78a8;padding:6px 12px;margin:6px 0;font-size:1.1rem">'
                 f'<span style="color:#57606a">Sample {i + 1} (seed {int(seed) + i}):</span> '
-                f'<b>{html.escape(head)}</b>{html.escape(rest)}</div>', unsafe_allow_html=True)
+                f'<b><bdi>{html.escape(head)}</bdi></b><bdi>{html.escape(rest)}</bdi></div>', unsafe_allow_html=True)
 st.caption("Bold: your prompt. The rest was drawn word by word; the model never writes the unknown-word token.")
 
 st.subheader("Why that word?")
@@ -101,7 +101,7 @@ before = "".join(joined(prompt, sample["tokens"][:step - 1]))
 word = decode.detokenize(sample["tokens"][step - 1:step]) or sample["tokens"][step - 1]
 a, b = st.columns([2, 3])
 with a:
-    st.markdown(f'<div style="font-size:1.05rem">{html.escape(before[-400:])} '
+    st.markdown(f'<div style="font-size:1.05rem"><bdi>{html.escape(before[-400:])}</bdi> '
                 f'<span style="background:#e36209;color:#fff;border-radius:4px;padding:1px 5px">'
                 f'{html.escape(word)}</span></div>', unsafe_allow_html=True)
     st.caption(f"Having read the text so far, the model gave every word in its vocabulary a probability. It drew "

@@ -194,11 +194,15 @@ def what_if(model_row: dict, attr: dict, labels: list[str]) -> None:
     lab = attr["label"]
     before, after = orig["probs"][lab], res["probs"][lab]
     verb = f'replacing "{words[i]}" with "{new.strip()}"' if new.strip() else f'leaving out "{words[i]}"'
+    # The same words as HTML: escaped, and isolated so a right-to-left mark typed in them cannot reverse the rest.
+    bdi = lambda w: f"<bdi>{html.escape(w)}</bdi>"  # noqa: E731
+    verb_html = (f'replacing "{bdi(words[i])}" with "{bdi(new.strip())}"' if new.strip()
+                 else f'leaving out "{bdi(words[i])}"')
     c1, c2 = st.columns([1, 2])
     c1.metric(f"Confidence in {lab}", f"{after:.0%}", f"{(after - before) * 100:+.1f} points",
               help=f"Was {before:.0%} before {verb}.")
-    c2.markdown(f'<div style="color:#57606a;font-size:0.9em">After {html.escape(verb)}:</div>'
-                f'<div style="border-left:3px solid #d0d7de;padding-left:10px">{html.escape(text)}</div>'
+    c2.markdown(f'<div style="color:#57606a;font-size:0.9em">After {verb_html}:</div>'
+                f'<div style="border-left:3px solid #d0d7de;padding-left:10px">{bdi(text)}</div>'
                 + ("" if res["label"] == lab else
                    f'<div style="margin-top:6px;font-weight:600">The verdict flips to {html.escape(res["label"])}.</div>'),
                 unsafe_allow_html=True)

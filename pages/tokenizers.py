@@ -19,7 +19,7 @@ st.markdown("""
           background:#fafafa; border:1px solid #eee; border-radius:6px; padding:6px 8px; margin:2px 0 10px 0;}
 .tokdiff del {background:#fbd5d5; color:#8a1c1c;}
 .tokdiff ins {background:#cdeccd; color:#145214; text-decoration:none; font-weight:600;}
-.sp {display:inline-block; margin:1px 0; padding:0 2px; font-family:ui-monospace,SFMono-Regular,Menlo,monospace;
+.sp {unicode-bidi:isolate; display:inline-block; margin:1px 0; padding:0 2px; font-family:ui-monospace,SFMono-Regular,Menlo,monospace;
      font-size:0.85em; line-height:1.7em; border-radius:3px;}
 .sp sub {color:#777; font-size:0.75em; margin-left:1px;}
 </style>""", unsafe_allow_html=True)

@@ -31,7 +31,7 @@ def test_fresh_machine_writes_with_the_starter_and_says_what_it_is():
     assert "Starter language model" in intro and f"Perplexity {card['valid_perplexity']:,.1f}" in intro
     assert f"{card['arch']['n_hid']}" in intro and f"{card['tokens_seen'] / 1e6:,.1f}M tokens" in intro
     out = samples(at)
-    assert len(out) == 2 and all("<b>I liked this movie because</b>" in s for s in out)
+    assert len(out) == 2 and all("<b><bdi>I liked this movie because</bdi></b>" in s for s in out)
     assert all(len(s.split("</b>")[1].split()) > 5 for s in out)  # it wrote words after the prompt
     assert "xxbos" not in " ".join(out)
     assert at.get("plotly_chart") and any("drew word 1" in c.value for c in at.caption)
@@ -46,6 +46,19 @@ def test_a_trained_language_model_is_listed_beside_the_starter(ids):
     assert not at.exception
     assert "Starter language model" in " ".join(m.value for m in at.markdown)
     assert len(samples(at)) == 2
+
+
+def test_writes_samples_shows_model_perplexity_and_next_word_chart(ids):
+    at = run()
+    assert at.sidebar.selectbox(key="gen_model").value == ids["lm"]
+    intro = " ".join(m.value for m in at.markdown)
+    from ulmfit_demo import models
+    ppl = models.get(ids["lm"])["metrics"]["perplexity"]
+    assert "tiny LM" in intro and f"Perplexity {ppl:,.1f}" in intro  # the number measured in training
+    out = samples(at)
+    assert len(out) == 2 and all("<b><bdi>I liked this movie because</bdi></b>" in s for s in out)
+    assert at.get("plotly_chart")
+    assert any("drew word 1" in c.value for c in at.caption)
 
 
 def test_same_seed_same_text_new_seed_new_text(ids):

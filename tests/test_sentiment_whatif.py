@@ -1,5 +1,7 @@
 """AppTest: the Sentiment page's What-if box follows the review in the box. After a second review, the word it
 offers, the edit preview and the confidence move all come from the second review, never from the first (#21)."""
+import html
+
 from support import run_page
 
 FIRST = "What a wonderful film! The acting is superb and I left the cinema smiling."
@@ -34,7 +36,7 @@ def test_what_if_follows_the_current_review(bundled):
     shown = preview(at)
     assert "stopped" in shown or "headphones" in shown
     assert "wonderful" not in shown and "awful" not in shown
-    assert f'leaving out &quot;{chosen}&quot;' in shown
+    assert f'leaving out "<bdi>{html.escape(chosen)}</bdi>"' in shown
 
 
 def test_what_if_keeps_the_choice_while_the_review_stays(bundled):

@@ -21,7 +21,8 @@ SPECIAL_TOKENS = {
 
 _CSS = """
 <style>
-.tok {display:inline-block; margin:1px 2px; padding:0 4px; border-radius:4px; background:#eef1f5;
+/* unicode-bidi: a right-to-left override typed into a text must not reverse what follows it on the page */
+.tok {unicode-bidi:isolate; display:inline-block; margin:1px 2px; padding:0 4px; border-radius:4px; background:#eef1f5;
       font-family:ui-monospace,SFMono-Regular,Menlo,monospace; font-size:0.85em; line-height:1.6em;}
 .tok.sp {background:#fde2b6; color:#8a4b00; font-weight:600;}
 .tok.pad {background:#f3f3f3; color:#aaa;}

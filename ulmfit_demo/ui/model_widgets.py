@@ -191,14 +191,14 @@ def attribution_html(attr: dict, labels: list[str], large: bool = False) -> str:
     for w in attr["words"]:
         s = w["score"]
         if s is None:
-            spans.append(f'<span title="not scored">{html.escape(w["text"])}</span>')
+            spans.append(f'<span title="not scored" style="unicode-bidi:isolate">{html.escape(w["text"])}</span>')
             continue
         a = min(abs(s) / top, 1.0)
         colour = toward if s > 0 else away
         alpha = int(round(a * 0.85 * 255))
         tip = (f"adds {s:+.2f} to the baseline's score (log-odds) for {lab}" if attr.get("scale") == "logit" else
                f"leaving it out changes confidence in {lab} by {-s * 100:+.1f} points")
-        spans.append(f'<span title="{html.escape(tip)}" style="background:{colour}{alpha:02x};'
+        spans.append(f'<span title="{html.escape(tip)}" style="unicode-bidi:isolate;background:{colour}{alpha:02x};'
                      f'color:{"#fff" if a > 0.55 else "inherit"};border-radius:4px;padding:1px 3px">'
                      f'{html.escape(w["text"])}</span>')
     size = "1.5rem" if large else "1.05rem"

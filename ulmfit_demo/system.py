@@ -14,3 +14,16 @@ def device_info() -> dict:
     import os
 
     return {"device": "cpu", "name": f"CPU ({os.cpu_count()} cores)", "memory_gb": None, "bf16": False}
+
+
+@lru_cache(maxsize=1)
+def cpu_flags() -> frozenset:
+    "This CPU's feature flags from /proc/cpuinfo (empty where it does not exist: no measured fast path applies)."
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()

@@ -24,6 +24,7 @@ import os
 import warnings
 from pathlib import Path
 
+from ulmfit_demo import system
 from ulmfit_demo.models.registry import ModelError
 
 ENV = "ULMFIT_DEMO_FAST_CPU"
@@ -47,17 +48,9 @@ def record() -> dict:
         return {}
 
 
-@functools.lru_cache(maxsize=1)
 def cpu_flags() -> frozenset:
-    "This CPU's feature flags (empty where /proc/cpuinfo does not exist: no fast default there)."
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return frozenset(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return frozenset()
+    "This CPU's feature flags (`system.cpu_flags`; a name of its own here so tests can pretend another CPU)."
+    return system.cpu_flags()
 
 
 def lstm_macs(arch: dict) -> int:

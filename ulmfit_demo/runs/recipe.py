@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from ulmfit_demo.data import corpora
 from ulmfit_demo.runs import launcher, store, views
-from ulmfit_demo.train import presets
+from ulmfit_demo.train import precision, presets
 from ulmfit_demo.train.presets import Config, ConfigError
 
 PRESET_LABEL = "Full recipe"
@@ -61,7 +61,7 @@ def choose_preset(preset: str, cuda: bool) -> tuple[str, str]:
     name = next((k for k in ("ULMFiT", "Quick") if k.lower() == p), None)
     if name is None:
         raise ConfigError(f"Unknown preset {preset!r} for the recipe: pick ulmfit or quick.")
-    where = "on the GPU, in mixed precision" if cuda else "on the CPU, in fp32"
+    where = "on the GPU, in mixed precision" if cuda else f"on the CPU, in {precision.cpu_default()[0]}"
     return name, f"Preset {name} (asked for), {where}."
 
 

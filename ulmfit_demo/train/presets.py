@@ -77,7 +77,7 @@ class Config:
     lr_find_iters: int = 100  # mini-batches in the sweep from 1e-7 to 10 (fastai's default)
     # ---- hardware
     device: str = "auto"  # "auto" (GPU when there is one), "cpu" or "cuda"
-    precision: str = "auto"  # "auto" (bf16 on GPUs that have it, else fp16; fp32 on CPU), "fp32", "fp16", "bf16"
+    precision: str = "auto"  # "auto" (GPU: bf16 where it has it, else fp16; CPU: bf16 where measured to pay, else fp32), "fp32", "fp16", "bf16"
     cpu_threads: int = 0  # torch threads on CPU; 0 = torch's default (all cores)
     procs: int = 1  # data-parallel processes (accelerate): one per GPU on a multi-GPU machine; N share a CPU's cores
     # ---- run
@@ -208,8 +208,9 @@ def check_config(cfg: Config, kind: str, cuda: bool | None = None) -> list[str]:
         errs.append(f"precision must be 'auto', 'fp32', 'fp16' or 'bf16', got {cfg.precision!r}.")
     if cuda is False and cfg.device == "cuda":
         errs.append("device 'cuda' was asked for, but this machine has no GPU torch can use: choose 'auto' or 'cpu'.")
-    if cfg.precision in ("fp16", "bf16") and (cfg.device == "cpu" or cuda is False):
-        errs.append(f"Mixed precision ({cfg.precision}) needs a GPU; on a CPU use 'fp32' (or 'auto').")
+    if cfg.precision == "fp16" and (cfg.device == "cpu" or cuda is False):
+        errs.append("fp16 mixed precision needs a GPU; on a CPU use 'bf16', 'fp32' or 'auto' (bf16 where it was "
+                    "measured to pay on this CPU).")
     if cfg.lr_find_stage not in ("lm", "clas"):
         errs.append(f"lr_find_stage must be 'lm' or 'clas', got {cfg.lr_find_stage!r}.")
 
@@ -250,10 +251,11 @@ def check_config(cfg: Config, kind: str, cuda: bool | None = None) -> list[str]:
     elif cfg.pretrained == "starter" and kind != "pretrain":
         from ulmfit_demo.train import starter
 
-        sa = starter.arch()
+        sa = starter.arch(starter.folder(bool(cfg.backwards)))
         if sa is None:
-            errs.append(f"pretrained 'starter': there is no starter language model in {starter.folder()}. Use "
-                        f"'auto' or 'none', or rebuild it: {starter.REBUILD}.")
+            errs.append(f"pretrained 'starter': there is no {'backward ' if cfg.backwards else ''}starter language "
+                        f"model in {starter.folder(bool(cfg.backwards))}. Use 'auto' or 'none', or rebuild it: "
+                        f"{starter.REBUILD}.")
         elif arch != sa or cfg.tokenizer != "subword":
             errs.append(f"The bundled starter fits emb_sz {sa['emb_sz']}, n_hid {sa['n_hid']}, n_layers "
                         f"{sa['n_layers']} with the subword tokenizer only; this config has {arch} and "

@@ -23,6 +23,7 @@ import pandas as pd
 
 from ulmfit_demo import config
 from ulmfit_demo.io import atomic_torch_save
+from ulmfit_demo.train import precision
 from ulmfit_demo.train.presets import Config, ConfigError
 from ulmfit_demo.train.tokens import Tok, tokenize_docs, train_subword  # noqa: F401 - re-exported, see above
 
@@ -74,7 +75,8 @@ def set_trainable(learn, freeze_to: int) -> None:
 # ------------------------------------------------------------------------------------------------------ device
 
 def resolve_device(cfg: Config) -> tuple[str, str]:
-    """(device, precision) this run will use: mixed precision on GPUs only, bf16 where the GPU has it. A run that
+    """(device, precision) this run will use: on a GPU mixed precision, bf16 where the GPU has it; on a CPU bf16
+    where it was measured to pay on this CPU (`precision.cpu_default`), else fp32. A run that
     asks for 'cuda' where torch sees no GPU (it was there when the run was queued, and is gone now) gets the CPU:
     the caller says so (a run is never refused at start for hardware that validation already accepted)."""
     import torch
@@ -83,16 +85,18 @@ def resolve_device(cfg: Config) -> tuple[str, str]:
     dev = "cuda" if (cuda and cfg.device in ("auto", "cuda")) else "cpu"
     prec = cfg.precision
     if dev == "cpu":
-        prec = "fp32"
+        prec = precision.cpu_precision(prec)
     elif prec == "auto":
         prec = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     return dev, prec
 
 
-def apply_precision(learn, precision: str):
-    if precision == "bf16":
-        return learn.to_bf16()
-    if precision == "fp16":
+def apply_precision(learn, prec: str):
+    "Mixed precision on `learn`: fastai's AMP callback on a GPU, the CPU's bf16 autocast on a CPU."
+    on_cpu = learn.dls.device is None or str(learn.dls.device).startswith("cpu")
+    if prec == "bf16":
+        return precision.cpu_bf16(learn) if on_cpu else learn.to_bf16()
+    if prec == "fp16":
         return learn.to_fp16()
     return learn
 

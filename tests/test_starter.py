@@ -18,8 +18,12 @@ from ulmfit_demo.runs import store
 from ulmfit_demo.train import presets, start, starter
 
 REPO = Path(__file__).resolve().parent.parent
-TINY_STARTER = dict(corpora=["demo"], sp_vocab_sz=600, sp_train_docs=600, emb_sz=16, n_hid=32, n_layers=1, bs=8,
-                    seq_len=16, train_tokens=12000, valid_docs=20, threads=1, lr=1e-2)
+TINY_STARTER = dict(corpora=["demo"], sp_vocab_sz=600, sp_train_chars=100_000, emb_sz=16, n_hid=32, n_layers=1, bs=8,
+                    seq_len=16, shard_tokens=4000, passes=1, valid_tokens=1500, threads=1, lr=1e-2)
+
+
+def _sets(**over):
+    return [a for k, v in {**TINY_STARTER, **over}.items() for a in ("--set", f"{k}={json.dumps(v)}")]
 
 
 def _cli(*args, env=None, timeout=300):
@@ -32,8 +36,7 @@ def _cli(*args, env=None, timeout=300):
 def tiny_starter(tmp_path_factory):
     "The real rebuild command, on the demo corpus and a tiny shape."
     out = tmp_path_factory.mktemp("starter") / "lm"
-    sets = [a for k, v in TINY_STARTER.items() for a in ("--set", f"{k}={json.dumps(v)}")]
-    p = _cli("train", "--kind", "pretrain", "--preset", "starter", *sets, "--out", str(out), "--json",
+    p = _cli("train", "--kind", "pretrain", "--preset", "starter", *_sets(), "--out", str(out), "--json",
              env={"ULMFIT_DEMO_HOME": str(out.parent / "home")})
     assert p.returncode == 0, p.stderr[-3000:]
     return out, json.loads(p.stdout.strip().splitlines()[-1])
@@ -53,8 +56,18 @@ def test_starter_command_writes_checked_weights_vocab_and_card(tiny_starter):
                                                        "vocab.json"]
     man = starter.check(out)  # every file matches its hash
     assert set(man) == set(starter.FILES)
-    assert card["train_docs_by_source"] == {"demo": card["train_docs"]} and card["tokens_seen"] > 0
+    assert list(card["train_docs_by_source"]) == ["demo"] and card["tokens_seen"] >= card["pass_tokens"] * 0.9
     assert 1 < card["valid_perplexity"] < 600 and card["arch"]["emb_sz"] == 16
+    assert set(card["valid_by_source"]) == {"demo"} and card["valid_by_source"]["demo"]["tokens"] > 1000
+    assert card["direction"] == "fwd" and res["status"] == "SUCCEEDED" and card["precision"]
+    # The backward model lies beside it: same pieces and vocab, trained on the same text read right to left.
+    bwd = out.with_name("lm_bwd")
+    starter.check(bwd)
+    bcard = json.loads((bwd / "card.json").read_text())
+    assert bcard["direction"] == "bwd" and bcard["backwards"] and starter.folder.__defaults__ == (False,)
+    assert (bwd / "spm.model").read_bytes() == (out / "spm.model").read_bytes()
+    assert (bwd / "vocab.json").read_text() == (out / "vocab.json").read_text()
+    assert (bwd / "lm.safetensors").read_bytes() != (out / "lm.safetensors").read_bytes()
     # The vocabulary is SentencePiece's, whole: every piece has a row, so nothing a user types is cut to xxunk.
     import sentencepiece as spm
 
@@ -106,11 +119,47 @@ def test_auto_without_a_starter_trains_from_scratch_and_says_what_was_tried(tmp_
     assert "manifest.json is missing" in info["message"]
 
 
-def test_a_backward_run_on_auto_names_the_backward_weights_and_the_forward_starter():
+def test_a_backward_run_on_auto_names_the_backward_weights_and_the_forward_starter(tiny_starter, tmp_path,
+                                                                                   monkeypatch):
+    fwd_only = tmp_path / "lm"
+    shutil.copytree(tiny_starter[0], fwd_only)  # a forward starter without its backward twin
+    monkeypatch.setenv("ULMFIT_DEMO_STARTER", str(fwd_only))
     cfg, info = start.resolve(presets.QUICK.with_(backwards=True), "ulmfit")
     assert info["source"] == "none" and "reads forwards" in info["message"]
     assert "wt103-bwd" in info["message"] and "wt103-fwd" not in info["message"]
-    assert "backwards = false" in info["message"]
+    assert "backwards = false" in info["message"] and "directions=bwd" in info["message"]
+
+
+def test_a_backward_run_on_auto_starts_from_the_backward_starter(use_starter):
+    cfg, info = start.resolve(presets.QUICK.with_(backwards=True), "ulmfit")
+    assert info["source"] == "starter" and "reads backwards" in info["message"]
+    assert cfg.pretrained == "starter" and cfg.emb_sz == 16 and cfg.backwards
+    r = run_in_process("lm", presets.QUICK.with_(backwards=True, max_docs=80, bs=8, seq_len=16, lm_frozen_epochs=0,
+                                                  lm_epochs=1, cpu_threads=1, sample_words=2))
+    assert r["status"] == store.SUCCEEDED, r["error"]
+    assert r["summary"]["start"] == "starter"
+    rdir = store.run_dir(r["id"])
+    assert (rdir / "spm" / "spm.model").read_bytes() == (use_starter.with_name("lm_bwd") / "spm.model").read_bytes()
+
+
+def test_a_starter_build_pauses_at_its_time_limit_and_resumes_to_the_same_schedule(tmp_path):
+    env = {"ULMFIT_DEMO_HOME": str(tmp_path / "home")}
+    out = tmp_path / "lm"
+    base = ["train", "--kind", "pretrain", "--preset", "starter", "--out", str(out), "--json"]
+    p = _cli(*base, *_sets(directions=["fwd"], time_limit_s=0.5), env=env)
+    assert p.returncode == 0, p.stderr[-2000:]
+    res = json.loads(p.stdout.strip().splitlines()[-1])
+    paused = res["directions"]["fwd"]
+    assert res["status"] == "PAUSED" and 0 < paused["shard"] < paused["shards"] and not out.exists()
+    # Starting again without --resume would throw the hours away: refused, and the checkpoint is kept.
+    p = _cli(*base, *_sets(directions=["fwd"]), env=env)
+    assert p.returncode == 1 and "--resume" in p.stderr and "Traceback" not in p.stderr
+    p = _cli(*base, *_sets(directions=["fwd"]), "--resume", env=env)
+    assert p.returncode == 0, p.stderr[-2000:]
+    card = json.loads(p.stdout.strip().splitlines()[-1])["card"]
+    assert card["sittings"] == 2 and card["shards"] == paused["shards"] and len(card["history"]) == paused["shards"]
+    assert [h["shard"] for h in card["history"]] == list(range(1, paused["shards"] + 1))
+    starter.check(out)
 
 
 def test_a_damaged_starter_is_refused_with_the_file_named(tiny_starter, tmp_path, monkeypatch):
@@ -215,13 +264,14 @@ def test_a_starter_build_that_fails_says_why_and_leaves_the_existing_starter_as_
     out = tmp_path / "lm"
     shutil.copytree(tiny_starter[0], out)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    sets = [a for k, v in {**TINY_STARTER, "valid_docs": 400}.items() for a in ("--set", f"{k}={json.dumps(v)}")]
-    p = _cli("train", "--kind", "pretrain", "--preset", "starter", *sets, "--out", str(out),
+    p = _cli("train", "--kind", "pretrain", "--preset", "starter", *_sets(valid_tokens=10**6), "--out", str(out),
              env={"ULMFIT_DEMO_HOME": str(tmp_path / "home")})
-    assert p.returncode == 1 and "hold out at most half" in p.stderr and "Traceback" not in p.stderr
-    sets = [a for k, v in {**TINY_STARTER, "bs": 512, "seq_len": 70}.items() for a in ("--set", f"{k}={json.dumps(v)}")]
-    p = _cli("train", "--kind", "pretrain", "--preset", "starter", *sets, "--out", str(out),
+    assert p.returncode == 1 and "Lower valid_tokens" in p.stderr and "Traceback" not in p.stderr
+    p = _cli("train", "--kind", "pretrain", "--preset", "starter", *_sets(bs=512, seq_len=70, shard_tokens=10**5),
+             "--out", str(out), env={"ULMFIT_DEMO_HOME": str(tmp_path / "home")})
+    assert p.returncode == 1 and "lower bs" in p.stderr and "Traceback" not in p.stderr
+    p = _cli("train", "--kind", "pretrain", "--preset", "starter", *_sets(directions=["sideways"]), "--out", str(out),
              env={"ULMFIT_DEMO_HOME": str(tmp_path / "home")})
-    assert p.returncode == 1 and "lower bs/seq_len" in p.stderr and "Traceback" not in p.stderr
+    assert p.returncode == 1 and "directions must be" in p.stderr and "Traceback" not in p.stderr
     assert {q.name: q.read_bytes() for q in out.iterdir()} == before and not (tmp_path / "lm.building").exists()
     starter.check(out)

@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 import time
+from pathlib import Path
 
 from ulmfit_demo.cli import fail
 from ulmfit_demo.data import corpora
@@ -35,6 +36,8 @@ def register(sub):
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     p.add_argument("--out", default=None, help="--kind pretrain --preset starter only: where the starter LM is written "
                                                "(default: the app's assets/starter_lm)")
+    p.add_argument("--resume", action="store_true",
+                   help="--kind pretrain --preset starter only: continue a build from its last checkpoint")
     p.set_defaults(func=cmd_train)
 
     r = sub.add_parser("runs", help="list, show, cancel and resume training runs")
@@ -208,13 +211,14 @@ def _print_result(out: dict) -> None:
 
 
 def cmd_train_starter(args):
-    """Stage 1 for the app itself: rebuild the bundled starter LM (`train.starter`). `--dataset` lists the corpora
-    (comma-separated; the default "demo" means the starter's own: IMDb + WikiText-2), `--set` its knobs."""
+    """Stage 1 for the app itself: build the starter LMs (`train.starter_build`), forward into `--out` (default the
+    app's assets/starter_lm) and backward beside it (`<out>_bwd`). `--dataset` lists the corpora (comma-separated;
+    the default "demo" means the starter's own mix), `--set` its knobs, `--resume` continues a build."""
     from dataclasses import fields
 
-    from ulmfit_demo.train import starter
+    from ulmfit_demo.train import starter, starter_build
 
-    known = {f.name for f in fields(starter.StarterConfig)}
+    known = {f.name for f in fields(starter_build.StarterConfig)}
     try:
         over = parse_overrides(args.set)
     except ConfigError as e:
@@ -224,21 +228,35 @@ def cmd_train_starter(args):
         return fail(f"Unknown starter setting(s) {', '.join(bad)}. Known: {', '.join(sorted(known))}.")
     if args.dataset != "demo" or "corpora" in over:
         over["corpora"] = tuple(over.get("corpora") or args.dataset.split(","))
-    cfg = starter.StarterConfig(**over)
+    for k in ("corpora", "skip_splits", "directions"):
+        if k in over:
+            over[k] = tuple([over[k]] if isinstance(over[k], str) else over[k])
+    out_path = Path(args.out) if args.out else starter.DEFAULT_DIR
     try:
+        cfg = starter_build.StarterConfig(**over)
         for name in cfg.corpora:
             corpora.check_name(name)
-        card = starter.build(args.out or starter.DEFAULT_DIR, cfg, log=lambda m: print(m, file=sys.stderr, flush=True))
-    except (corpora.CorpusError, ConfigError, starter.StarterError) as e:
+        res = starter_build.build(out_path, cfg, log=lambda m: print(m, file=sys.stderr, flush=True),
+                                  resume=args.resume)
+    except (corpora.CorpusError, ConfigError, starter.StarterError, TypeError) as e:
         return fail(str(e))
     except KeyboardInterrupt:
-        return fail(f"Cancelled: {args.out or starter.DEFAULT_DIR} was left as it was.")
-    out = {"status": "SUCCEEDED", "out": str(args.out or starter.DEFAULT_DIR), "card": card}
+        return fail(f"Stopped: {out_path} was left as it was; the last checkpoint is kept (continue with --resume).")
+    done = all(r["status"] == "SUCCEEDED" for r in res.values())
+    out = {"status": "SUCCEEDED" if done else "PAUSED", "out": str(out_path), "directions": res}
+    if len(res) == 1 or "fwd" in res:  # the forward card at the top, as before
+        out["card"] = res.get("fwd") or next(iter(res.values()))
     if args.json:
         print(json.dumps(out))
     else:
-        print(f"starter LM in {out['out']}: {card['tokens_seen']:,} tokens seen in {card['train_s'] / 60:.1f} min, "
-              f"held-out perplexity {card['valid_perplexity']:.1f}")
+        for d, r in res.items():
+            where = starter_build.out_dir(out_path, d)
+            if r["status"] == "SUCCEEDED":
+                print(f"{d}: starter LM in {where}: {r['tokens_seen']:,} tokens seen in {r['train_s'] / 3600:.2f} h, "
+                      f"held-out perplexity {r['valid_perplexity']:.1f}")
+            else:
+                print(f"{d}: paused after shard {r['shard']}/{r.get('shards', '?')}; continue with --resume "
+                      f"(checkpoint in {r['work']})")
     return 0
 
 

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from ulmfit_demo.data import corpora
+from ulmfit_demo.data import corpora, labels
 from ulmfit_demo.models import inference, runners
 
 # Validation rows scored at most: IMDb's 25,000 would take minutes on a CPU; a seeded sample says the same.
@@ -33,6 +33,9 @@ def interpret(model, corpus: corpora.Corpus, max_docs: int = MAX_DOCS, top: int 
     runners._need(r, "classifier")
     df = corpora.classifier_frame(corpus)
     valid = df[df["is_valid"]]
+    # The corpus's labels in the model's own names (a model stored with neg/pos judged on negative/positive rows).
+    to_model = {labels.canonical(lab): lab for lab in r.labels}
+    valid = valid.assign(label=valid["label"].map(lambda lab: to_model.get(labels.canonical(lab), lab)))
     n_valid = len(valid)
     notes = []
     unknown = sorted(set(valid["label"]) - set(r.labels))

@@ -20,7 +20,7 @@ from ulmfit_demo.data import corpora
 from ulmfit_demo.runs import distrib, store
 from ulmfit_demo.runs.baseline_stage import BaselineStage
 from ulmfit_demo.runs.ensemble_stage import EnsembleStage
-from ulmfit_demo.train import presets
+from ulmfit_demo.train import precision, presets
 from ulmfit_demo.train.presets import Config, ConfigError
 
 
@@ -201,9 +201,11 @@ class Job(BaselineStage, EnsembleStage):
             store.heartbeat(self.id, device=self.device + (f" · {distrib.world()} processes" if distrib.distributed()
                                                            else ""))
         self.sink.event("device", f"Training on {self.device}", data={"device": dev, "precision": prec, **info})
-        if cfg.device == "auto" and cfg.precision in ("fp16", "bf16") and dev == "cpu":
-            self.sink.event("precision", f"{cfg.precision} asked for, but there is no GPU: training in fp32.",
-                            level="warning")
+        if cfg.device == "auto" and cfg.precision == "fp16" and dev == "cpu":
+            self.sink.event("precision", "fp16 asked for, but there is no GPU: training in fp32.", level="warning")
+        elif dev == "cpu" and cfg.precision == "auto":
+            self.sink.event("precision", f"Training in {prec} on the CPU: {precision.cpu_default()[1]}.",
+                            data={"precision": prec})
         before = self.state.get("device_type")
         if dev == "cpu" and (cfg.device == "cuda" or before == "cuda"):
             said = "asks for the GPU" if cfg.device == "cuda" else "trained on the GPU before"
@@ -225,7 +227,7 @@ class Job(BaselineStage, EnsembleStage):
 
             sp_model = self.rdir / "spm" / "spm.model"
             if not sp_model.exists():
-                config.atomic_write(sp_model, (starter.folder() / "spm.model").read_bytes())
+                config.atomic_write(sp_model, (starter.folder(cfg.backwards) / "spm.model").read_bytes())
         if src is not None:
             scfg = src["config"]
             if scfg.get("tokenizer", "word") != cfg.tokenizer:
@@ -350,10 +352,10 @@ class Job(BaselineStage, EnsembleStage):
         if cfg.pretrained == "starter":
             from ulmfit_demo.train import starter
 
-            wgts, vocab, _, _ = starter.load()
+            wgts, vocab, _, _ = starter.load(starter.folder(cfg.backwards))
             if self.state["start"].get("source") != "starter":  # chosen explicitly: say so (auto already did)
                 self.sink.event("pretrained", f"Starting from the bundled starter language model "
-                                              f"({starter.folder()}).", data={"source": "starter"})
+                                              f"({starter.folder(cfg.backwards)}).", data={"source": "starter"})
             return wgts, vocab
         if cfg.pretrained == "wt103":
             folder, tried = pretrained.find(cfg.backwards, lambda msg, frac: None)
@@ -388,7 +390,7 @@ class Job(BaselineStage, EnsembleStage):
             # The starter's vocab is its SentencePiece pieces, whole: the same rows the weights were trained on.
             from ulmfit_demo.train import starter
 
-            vocab = json.loads((starter.folder() / "vocab.json").read_text())
+            vocab = json.loads((starter.folder(cfg.backwards) / "vocab.json").read_text())
             config.atomic_write(vpath, json.dumps(list(vocab)))
         else:
             vocab = stages.build_vocab(docs["tokens"].iloc[trn], cfg, self.tok.sp_model)

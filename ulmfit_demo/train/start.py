@@ -19,15 +19,16 @@ LABELS = {"wt103": "fastai's WikiText-103 weights", "starter": "the bundled star
 
 
 def starter_fits(cfg: Config) -> bool:
-    a = starter.arch()
+    a = starter.arch(starter.folder(cfg.backwards))
     return a is not None and all(getattr(cfg, k) == v for k, v in a.items()) and cfg.tokenizer == "subword"
 
 
 def adopt_starter(cfg: Config) -> Config:
-    "The config with the starter's shape and tokenizer (everything else as it was)."
-    c = starter.card() or {}
+    "The config with the starter's shape and tokenizer (everything else as it was); the backward one for a backward run."
+    folder = starter.folder(cfg.backwards)
+    c = starter.card(folder) or {}
     return cfg.with_(pretrained="starter", tokenizer="subword", sp_vocab_sz=int(c.get("sp_pieces", cfg.sp_vocab_sz)),
-                     **starter.arch())
+                     **starter.arch(folder))
 
 
 def resolve(cfg: Config, kind: str, progress=None) -> tuple[Config, dict]:
@@ -46,33 +47,34 @@ def resolve(cfg: Config, kind: str, progress=None) -> tuple[Config, dict]:
     else:
         tried.append("fastai's WikiText-103 weights: not tried (they fit only emb_sz 400, n_hid 1152, n_layers 3 "
                      "with word tokens)")
-    if cfg.backwards:
-        tried.append("bundled starter: not used (it reads forwards; this run reads backwards)")
+    folder = starter.folder(cfg.backwards)
+    which = "backward starter" if cfg.backwards else "bundled starter"
+    try:
+        starter.check(folder)
+    except starter.StarterError as e:
+        tried.append(f"{which}: {e}" if (folder / starter.MANIFEST).exists() or not cfg.backwards
+                     else f"{which}: none in {folder} (the bundled starter reads forwards)")
     else:
-        try:
-            starter.check(starter.folder())
-        except starter.StarterError as e:
-            tried.append(f"bundled starter: {e}")
-        else:
-            new = adopt_starter(cfg)
-            changed = {k: getattr(new, k) for k in ("tokenizer", "emb_sz", "n_hid", "n_layers", "sp_vocab_sz")
-                       if getattr(new, k) != getattr(cfg, k)}
-            c = starter.card() or {}
-            msg = (f"Starting from the bundled starter language model (AWD-LSTM {new.emb_sz}/{new.n_hid}/"
-                   f"{new.n_layers}, SentencePiece {c.get('vocab_size', '?')} tokens, pretrained on "
-                   f"{c.get('tokens_seen', 0) / 1e6:.1f}M tokens of IMDb + WikiText-2, held-out perplexity "
-                   f"{c.get('valid_perplexity', float('nan')):.0f}).")
-            if changed:
-                msg += " The run follows its shape and tokenizer: " + ", ".join(f"{k} {v}" for k, v in changed.items())
-                msg += "."
-            if tried:
-                msg += " Before it: " + "; ".join(tried) + "."
-            return new, {"source": "starter", "message": msg, "level": "info", "tried": tried, "changed": changed}
+        new = adopt_starter(cfg)
+        changed = {k: getattr(new, k) for k in ("tokenizer", "emb_sz", "n_hid", "n_layers", "sp_vocab_sz")
+                   if getattr(new, k) != getattr(cfg, k)}
+        c = starter.card(folder) or {}
+        corp = " + ".join(c.get("config", {}).get("corpora") or ["IMDb", "WikiText-2"])
+        msg = (f"Starting from the bundled starter language model{' that reads backwards' if cfg.backwards else ''} "
+               f"(AWD-LSTM {new.emb_sz}/{new.n_hid}/{new.n_layers}, SentencePiece {c.get('vocab_size', '?')} tokens, "
+               f"pretrained on {c.get('tokens_seen', 0) / 1e6:.1f}M tokens of {corp}, held-out perplexity "
+               f"{c.get('valid_perplexity', float('nan')):.0f}).")
+        if changed:
+            msg += " The run follows its shape and tokenizer: " + ", ".join(f"{k} {v}" for k, v in changed.items())
+            msg += "."
+        if tried:
+            msg += " Before it: " + "; ".join(tried) + "."
+        return new, {"source": "starter", "message": msg, "level": "info", "tried": tried, "changed": changed}
     msg = ("No pretrained language model could be used, so this run trains its language model FROM SCRATCH and its "
            "accuracy will be far below ULMFiT's. Tried: " + "; ".join(tried) + ". To fix: "
            + pretrained.hint(cfg.backwards)
-           + (" Or read forwards (backwards = false): the bundled starter reads forwards only." if cfg.backwards
-              else ""))
+           + (f" Or build the backward starter ({starter.REBUILD} --set directions=bwd), or read forwards "
+              f"(backwards = false)." if cfg.backwards else ""))
     return cfg.with_(pretrained="none"), {"source": "none", "message": msg, "level": "warning", "tried": tried}
 
 

@@ -5,7 +5,7 @@ import importlib
 import sys
 
 # Command modules, in the order `--help` lists them.
-MODULES = ["data", "tokenize", "models", "train", "recipe"]
+MODULES = ["data", "tokenize", "models", "train", "recipe", "curve"]
 
 
 def build_parser() -> argparse.ArgumentParser:

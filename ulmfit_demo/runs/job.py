@@ -19,6 +19,7 @@ from ulmfit_demo import config
 from ulmfit_demo.data import corpora
 from ulmfit_demo.runs import distrib, store
 from ulmfit_demo.runs.baseline_stage import BaselineStage
+from ulmfit_demo.runs.curve_stage import CurveStage
 from ulmfit_demo.runs.ensemble_stage import EnsembleStage
 from ulmfit_demo.train import precision, presets
 from ulmfit_demo.train.presets import Config, ConfigError
@@ -32,7 +33,7 @@ def _state_path(rdir: Path) -> Path:
     return rdir / "state.json"
 
 
-class Job(BaselineStage, EnsembleStage):
+class Job(BaselineStage, EnsembleStage, CurveStage):
     """One run: data -> stages -> models. Stages that finished in an earlier attempt are skipped; the stage in
     progress continues from its checkpoint (`checkpoints/<stage>.pth`)."""
 
@@ -191,6 +192,8 @@ class Job(BaselineStage, EnsembleStage):
         from ulmfit_demo import system
         from ulmfit_demo.train import stages
 
+        if self.kind == "curve":  # a label-efficiency curve point: its own stage (`curve_stage`)
+            return self.execute_curve()
         cfg = self.cfg
         stages.set_threads(cfg)
         dev, prec = stages.resolve_device(cfg)

@@ -21,6 +21,13 @@ KINDS = {
     "baseline": "Baseline: TF-IDF + logistic regression on the classifier's split, the yardstick (seconds)",
     "ensemble": "Ensemble: average finished runs' classifiers (forward + backward), measured on their validation rows",
 }
+# Kinds an experiment queues (not offered alone in the Train page's form): one point of the label-efficiency curve
+# (`runs.curve`): for one number of labels and one seed, the baseline, ULMFiT on the curve's fine-tuned LM and the
+# same classifier from random weights, all measured on the curve's fixed evaluation rows.
+EXPERIMENT_KINDS = {
+    "curve": "Label-efficiency curve point: baseline, ULMFiT and from-scratch classifiers on N labelled texts",
+}
+CURVE_METHODS = ("baseline", "ulmfit", "scratch")
 
 # fastai's WikiText-103 AWD-LSTM weights only fit this shape (fastai's `awd_lstm_lm_config`).
 WT103_ARCH = {"emb_sz": 400, "n_hid": 1152, "n_layers": 3}
@@ -87,6 +94,14 @@ class Config:
     sample_words: int = 20  # ...for this many tokens, with a fixed seed, so samples show what the LM learned
     # ---- ensemble (kind "ensemble")
     members: str = ""  # the runs whose classifiers it averages, ids separated by commas (the full recipe fills it in)
+    # ---- label-efficiency curve point (kind "curve"; `runs.curve` queues one per number of labels and seed)
+    labels: int = 0  # labelled training texts of the point: balanced across labels, drawn with `seed` (nested: 50 of them are in the 100)
+    curve_methods: str = "baseline,ulmfit,scratch"  # what the point fits: TF-IDF baseline, ULMFiT on the curve's LM (pretrained run:<id>), the same classifier from random weights
+    eval_rows: int = 1000  # the curve's fixed evaluation rows (test/valid split, balanced, not seeded by `seed`): the same for every point
+    select_rows: int = 200  # held-out labelled training rows, never drawn as labels: the epoch whose weights are kept is chosen on them
+    curve_max_words: int = 200  # every method reads each text's last this many words (0: all of it): CPU time
+    clas_min_steps: int = 100  # curve points: the classifier takes at least this many optimizer steps (few labels are repeated)...
+    clas_max_steps: int = 200  # ...and at most this many, where each phase can still read every labelled text once (fewer epochs)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -172,7 +187,7 @@ def _lm_phases(cfg: Config, kind: str) -> list[tuple[str, int, float]]:
 def check_config(cfg: Config, kind: str, cuda: bool | None = None) -> list[str]:
     "Problems with the settings alone (no corpus needed). `cuda`: whether a GPU is there (None: not checked)."
     errs = []
-    if kind not in KINDS:
+    if kind not in KINDS and kind not in EXPERIMENT_KINDS:
         return [f"Unknown run kind {kind!r}: pick one of {', '.join(KINDS)}."]
 
     def num(name, lo=None, integer=False, lo_open=False, hi=None):
@@ -216,7 +231,7 @@ def check_config(cfg: Config, kind: str, cuda: bool | None = None) -> list[str]:
 
     # Learning rates and epochs of the stages this kind runs.
     stages = {"ulmfit": ("lm", "clas"), "lm": ("lm",), "clas": ("clas",), "pretrain": ("pretrain",),
-              "lr_find": (), "baseline": (), "ensemble": ()}[kind]
+              "lr_find": (), "baseline": (), "ensemble": (), "curve": ("clas",)}[kind]
     lm_kind = "pretrain" if "pretrain" in stages else "lm"
     if "lm" in stages or "pretrain" in stages:
         phases = _lm_phases(cfg, lm_kind)
@@ -240,6 +255,8 @@ def check_config(cfg: Config, kind: str, cuda: bool | None = None) -> list[str]:
             errs.append("The classifier has 0 epochs in total: give at least one phase 1 epoch or more.")
     if kind == "ensemble" or str(cfg.members).strip():
         errs += _check_members(cfg, kind)
+    if kind == "curve":
+        return errs + _check_curve(cfg)  # its LM run is checked when the point runs (it may still be queued)
     if kind in ("baseline", "ensemble"):
         return errs  # no language model: the starting weights below do not apply
     # Starting weights.
@@ -298,6 +315,27 @@ def _check_members(cfg: Config, kind: str) -> list[str]:
     return errs
 
 
+def _check_curve(cfg: Config) -> list[str]:
+    "A curve point's own knobs (its rows are checked against the corpus by `runs.curve`)."
+    errs = []
+    for n, lo in (("labels", 2), ("eval_rows", 2), ("select_rows", 2), ("clas_min_steps", 1), ("clas_max_steps", 1),
+                  ("curve_max_words", 0)):
+        v = getattr(cfg, n)
+        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+            errs.append(f"{n} must be a whole number, at least {lo}; got {v!r}.")
+    if not errs and cfg.clas_min_steps > cfg.clas_max_steps:
+        errs.append(f"clas_min_steps ({cfg.clas_min_steps}) is above clas_max_steps ({cfg.clas_max_steps}).")
+    methods = [m.strip() for m in str(cfg.curve_methods).split(",") if m.strip()]
+    bad = [m for m in methods if m not in CURVE_METHODS]
+    if bad or not methods:
+        errs.append(f"curve_methods must name some of {', '.join(CURVE_METHODS)} (separated by commas), got "
+                    f"{cfg.curve_methods!r}.")
+    if any(m != "baseline" for m in methods) and not str(cfg.pretrained).startswith("run:"):
+        errs.append("A curve point's ULMFiT and from-scratch classifiers read the curve's language-model run: set "
+                    "pretrained to 'run:<id>' (the curve command and form do).")
+    return errs
+
+
 def _check_phase(errs: list, label: str, epochs, lr):
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
         errs.append(f"Epochs of the {label} must be a whole number, 0 or more; got {epochs!r}.")
@@ -335,11 +373,12 @@ def check_corpus(cfg: Config, kind: str, corpus) -> list[str]:
                 errs.append(f"Batch size {cfg.bs} is larger than the {n_train} labelled training texts"
                             f"{' in the sample' if cfg.max_docs else ''} of {corpus.name!r}: the classifier would "
                             f"get no full batch. Use bs {max(1, n_train // 4)} or less, or more texts.")
-    if kind == "ensemble":
+    if kind in ("ensemble", "curve"):
         try:
             corpora.classifier_frame(corpora.Corpus(corpus.name, df))
         except corpora.CorpusError as e:
-            errs.append(f"{e} An ensemble is measured on the labelled validation rows of its corpus.")
+            errs.append(f"{e} An {'ensemble' if kind == 'ensemble' else 'label-efficiency curve'} is measured on the "
+                        f"labelled validation rows of its corpus.")
     if kind == "baseline":
         try:
             clas = corpora.classifier_frame(corpora.Corpus(corpus.name, df))
@@ -382,5 +421,5 @@ def diff(cfg: Config, base: Config) -> dict:
     return {k: v for k, v in a.items() if b.get(k) != v}
 
 
-__all__ = ["KINDS", "Config", "ConfigError", "PRESETS", "PRESET_ABOUT", "ULMFIT", "QUICK", "WT103_ARCH", "preset",
+__all__ = ["KINDS", "EXPERIMENT_KINDS", "CURVE_METHODS", "Config", "ConfigError", "PRESETS", "PRESET_ABOUT", "ULMFIT", "QUICK", "WT103_ARCH", "preset",
            "validate", "check_config", "check_corpus", "sample_docs", "diff", "knob_help", "member_ids"]

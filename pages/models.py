@@ -12,6 +12,7 @@ from ulmfit_demo.data import corpora
 from ulmfit_demo.models import ensemble, interpret
 from ulmfit_demo.ui import common as ui
 from ulmfit_demo.ui import model_widgets as mw
+from ulmfit_demo.ui.curve import section as curve_section
 
 ui.setup_page("Models", ":material/inventory_2:")
 st.caption("Each finished training run leaves a model here: its weights (safetensors, no code inside) and a "
@@ -234,3 +235,5 @@ if clas:
                                         "text": st.column_config.TextColumn(width="large")})
             st.caption("Most confident mistakes first (fastai's top losses): loss is minus the log of the "
                        "probability the model gave the right answer; the surer it was of the wrong one, the higher.")
+
+curve_section()  # where pretraining pays: the label-efficiency curves of the store (`ui.curve`)

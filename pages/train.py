@@ -14,6 +14,7 @@ from ulmfit_demo.runs import launcher, recipe, store, tboard, views
 from ulmfit_demo.train import presets, pretrained, starter
 from ulmfit_demo.train.presets import ConfigError
 from ulmfit_demo.ui import common as ui
+from ulmfit_demo.ui.curve import form as curve_form
 
 ui.setup_page("Train", ":material/model_training:")
 st.caption("ULMFiT in three steps: a language model learns general English (stage 1, usually downloaded), is "
@@ -244,6 +245,8 @@ with st.expander("Start a new run", expanded=not runs or st.session_state.get("t
             st.session_state["train_run"] = run_id
             st.session_state["train_flash_run"] = run_id
             st.rerun()
+
+curve_form(runs)  # the label-efficiency curve: its own form and live table (`ui.curve`)
 
 if not runs:
     st.info("No runs yet. Pick a preset and press Start; the Quick preset takes a few minutes on a laptop (measured: "

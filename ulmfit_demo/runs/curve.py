@@ -122,8 +122,11 @@ def schedule(n: int, cfg: Config) -> dict:
     total = sum(eps)
     per = max(1, n // cfg.bs)
     repeat = 1
+    if n < cfg.bs:  # at least one full batch an epoch
+        repeat = math.ceil(cfg.bs / n)
+        per = (n * repeat) // cfg.bs
     if total * per < cfg.clas_min_steps:
-        repeat = math.ceil(cfg.clas_min_steps / (total * per))
+        repeat = math.ceil(repeat * cfg.clas_min_steps / (total * per))
         per = (n * repeat) // cfg.bs
     elif total * per > cfg.clas_max_steps:
         scale = cfg.clas_max_steps / (total * per)

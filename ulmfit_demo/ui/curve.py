@@ -155,10 +155,12 @@ def section() -> None:
     st_ = curve.status(group)
     pts = pd.DataFrame(st_["points"])
     table = pd.DataFrame(st_["summary"])
-    start = {"starter": "the starter LM", "wt103": "WikiText-103", "none": "no pretrained start"}.get(
-        st_.get("lm_start") or "", st_.get("lm_start") or "?")
-    st.caption(f"`{group}` on **{st_['dataset']}**, preset {st_['preset']}{' (tiny)' if st_.get('tiny') else ''}, "
-               f"ULMFiT from {start} fine-tuned once on the corpus's texts: "
+    start = {"starter": "the starter language model fine-tuned once on the corpus's texts",
+             "wt103": "fastai's WikiText-103 weights fine-tuned once on the corpus's texts",
+             "none": "a language model trained from scratch on the corpus's texts (no pretrained start)"}.get(
+        st_.get("lm_start") or "", f"the language model of run {st_.get('lm')}")
+    st.caption(f"`{group}` on **{st_['dataset']}**, preset {st_['preset']}{' (tiny)' if st_.get('tiny') else ''}; "
+               f"ULMFiT's encoder is {start}: "
                + views.STATUS_MD.get(st_["status"], st_["status"]))
     if table.empty:
         st.info("No point measured yet: the chart fills in as the points finish.")

@@ -37,9 +37,10 @@ for f, t, i, u in PAGES:
 page = st.navigation(pages + aliases)
 if page.url_path == "home":
     # `/home` is the hidden alias, so the sidebar has no entry of its own to mark as the current page. Mark Home (the
-    # first entry) as Streamlit marks the current one; a redirect to `/` instead would trap the Back button (above).
+    # first entry) as Streamlit marks the current one (its light theme's colour, measured in chromium by
+    # tests/browser/test_fresh_machine.py); a redirect to `/` instead would trap the Back button (above).
     st.markdown('<style>[data-testid="stSidebarNavItems"] li:first-child [data-testid="stSidebarNavLink"] '
-                '{background-color: rgba(151, 166, 195, 0.25);} [data-testid="stSidebarNavItems"] li:first-child '
+                '{background-color: rgba(169, 169, 162, 0.25);} [data-testid="stSidebarNavItems"] li:first-child '
                 '[data-testid="stSidebarNavLink"] span {font-weight: 600; color: rgb(49, 51, 63);}</style>',
                 unsafe_allow_html=True)
 page.run()

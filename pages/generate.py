@@ -73,10 +73,14 @@ except models.ModelError as e:
 st.subheader("What it wrote")
 
 
+SUBWORD = bool(res.get("subword"))  # SentencePiece pieces: '\u2581' starts a word, a piece without it continues one
+
+
 def joined(prompt: str, tokens: list[str]) -> tuple[str, str]:
     "The prompt as typed and the words drawn after it, spaced as a person would write them."
-    rest = decode.detokenize(tokens)
-    lead = "" if not prompt.strip() or not rest or rest[0] in ".,!?;:')" else " "
+    rest = decode.detokenize(tokens, SUBWORD)
+    starts_word = not SUBWORD or not tokens or tokens[0].startswith("\u2581")
+    lead = "" if not prompt.strip() or not rest or rest[0] in ".,!?;:')" or not starts_word else " "
     return prompt.strip(), lead + rest
 
 
@@ -98,14 +102,14 @@ if st.session_state.get("gen_step", 1) > n:
 step = st.slider("Step", 1, n, key="gen_step", help="Which generated word to explain.")
 info = sample["steps"][step - 1]
 before = "".join(joined(prompt, sample["tokens"][:step - 1]))
-word = decode.detokenize(sample["tokens"][step - 1:step]) or sample["tokens"][step - 1]
+word = decode.detokenize(sample["tokens"][step - 1:step], SUBWORD) or sample["tokens"][step - 1]
 a, b = st.columns([2, 3])
 with a:
     st.markdown(f'<div style="font-size:1.05rem"><bdi>{html.escape(before[-400:])}</bdi> '
                 f'<span style="background:#e36209;color:#fff;border-radius:4px;padding:1px 5px">'
                 f'{html.escape(word)}</span></div>', unsafe_allow_html=True)
     st.caption(f"Having read the text so far, the model gave every word in its vocabulary a probability. It drew "
-               f"word {step} ({info['chosen']!r}, orange) with probability {info['chosen_prob']:.1%}, after "
+               f"word {step} ({word!r}, orange) with probability {info['chosen_prob']:.1%}, after "
                f"temperature {float(temperature):g}.")
 with b:
     st.plotly_chart(mw.topk_figure(info, f"The {len(info['top'])} likeliest next words at step {step}"),

@@ -24,12 +24,14 @@ EXAMPLES = {
 }
 WEAK_ACCURACY = 0.7  # below this measured validation accuracy the page says the verdicts are close to guesses
 CSV_MAX_ROWS = 20_000  # beyond this use `python -m ulmfit_demo predict --csv`: the page would sit for minutes
-# A review longer than this is judged on its first MAX_REVIEW characters, and the page says so: the page answers in
-# about 2 s on 2 CPU cores (bench/bench_inputs.py), and IMDb's longest review has about 13,700 characters.
-MAX_REVIEW = 20_000
+# A review longer than this is judged on its first MAX_REVIEW characters, and the page says so. The page reads the
+# review three times (verdict and word scores, What-if before and after); at this length a text of punctuation only
+# (~1.2 tokens a character, the worst class of bench/bench_inputs.py) still answers in about 2 s on 2 CPU cores. Most
+# reviews are shorter (IMDb's median is about 1,000 characters).
+MAX_REVIEW = 5_000
 # Word scores cost one pass of the whole review per word: the page scores words for about this long, then shows the
 # verdict with the rest unscored (a training run may share the CPU), within at most this many words x tokens.
-ATTR_BUDGET_S = 1.0
+ATTR_BUDGET_S = 0.6
 ATTR_WORK = 60_000
 WHATIF_MAX = 100  # characters of the What-if's replacement: a word or a phrase
 

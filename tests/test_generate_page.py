@@ -33,7 +33,7 @@ def test_fresh_machine_writes_with_the_starter_and_says_what_it_is():
     out = samples(at)
     assert len(out) == 2 and all("<b><bdi>I liked this movie because</bdi></b>" in s for s in out)
     assert all(len(s.split("</b>")[1].split()) > 5 for s in out)  # it wrote words after the prompt
-    assert "xxbos" not in " ".join(out)
+    assert "xxbos" not in " ".join(out) and "\u2581" not in " ".join(out)  # pieces joined into words
     assert at.get("plotly_chart") and any("drew word 1" in c.value for c in at.caption)
 
 

@@ -63,7 +63,8 @@ def generate(model, prompt: str, n_words: int = 40, temperature: float = 0.75, n
     for s in range(n_samples):
         gen_toks = [vocab[i] for i in out_ids[s]]
         samples.append({"text": detokenize(toks + gen_toks, r.subword), "tokens": gen_toks, "steps": steps[s]})
-    return {"texts": [s["text"] for s in samples], "samples": samples, "prompt_tokens": toks}
+    # `subword`: the tokens are SentencePiece pieces ('\u2581' starts a word), so a caller joining them says so.
+    return {"texts": [s["text"] for s in samples], "samples": samples, "prompt_tokens": toks, "subword": r.subword}
 
 
 def perplexity(model) -> float | None:

@@ -99,13 +99,22 @@ class CurveStage:
             self.state["done"].append(m)
             self.state["metrics"][m] = res
             self.save_state()
-            store.update_summary(self.id, curve_results=results)
+            store.update_summary(self.id, curve_results=results, **self._headline(results))
             self.sink.event("curve_point", f"{curve.METHOD_NAMES[m]}: accuracy {res['accuracy']:.1%} on "
                                            f"{res['n_eval']:,} evaluation rows with {cfg.labels:,} labels "
                                            f"({res['seconds']:.0f}s)", data={"method": m, **res})
             self.check_cancel()
         metrics = {f"{m}_accuracy": results[m]["accuracy"] for m in methods if m in results}
         return {"model_id": None, "metrics": metrics, "models": {}}
+
+    @staticmethod
+    def _headline(results: dict) -> dict:
+        "The runs list's figure for a point: ULMFiT's accuracy beside the baseline's (else the baseline's alone)."
+        u, b = results.get("ulmfit"), results.get("baseline")
+        if u:
+            return {"clas": {"accuracy": u["accuracy"], "n_valid": u["n_eval"],
+                             **({"baseline_accuracy": b["accuracy"]} if b else {})}}
+        return {"baseline": {"accuracy": b["accuracy"], "n_valid": b["n_eval"]}} if b else {}
 
     @staticmethod
     def _counts(df) -> str:

@@ -14,6 +14,7 @@ from ulmfit_demo.train import presets
 from ulmfit_demo.train.presets import ConfigError
 
 COLORS = {"baseline": "#8c8c8c", "ulmfit": "#1f77b4", "scratch": "#ff7f0e"}
+SHORT = {"baseline": "TF-IDF baseline", "ulmfit": "ULMFiT", "scratch": "from scratch"}  # table columns, chips
 EVERY_S = 5
 
 
@@ -60,7 +61,7 @@ def _status_rows(st_: dict) -> list[dict]:
         res = {p["method"]: p["accuracy"] for p in st_["points"] if p["run"] == r["id"]}
         out.append({"run": r["id"], "what": "LM fine-tuning (once)" if r["role"] == "lm" else
                     f"{r['labels']:,} labels, seed {r['seed']}", "status": r["status"], "time": r["time"],
-                    **{curve.METHOD_NAMES[m]: (f"{res[m]:.1%}" if res.get(m) is not None else "")
+                    **{SHORT[m]: (f"{res[m]:.1%}" if res.get(m) is not None else "")
                        for m in presets.CURVE_METHODS}})
     return out
 
@@ -98,7 +99,8 @@ def form(runs: list[dict]) -> None:
                                 help="Each number of labels is drawn and trained this many times.")
         c1, c2, c3 = st.columns(3)
         methods = c1.multiselect("Methods", list(presets.CURVE_METHODS), list(presets.CURVE_METHODS),
-                                 key="train_curve_methods", format_func=lambda m: curve.METHOD_NAMES[m])
+                                 key="train_curve_methods", format_func=SHORT.get,
+                                 help="; ".join(f"{SHORT[m]}: {curve.METHOD_NAMES[m]}" for m in SHORT))
         scratch = c2.number_input("From scratch on the first N seeds", 0, 10, 1, key="train_curve_scratch",
                                   help="The from-scratch classifier costs as much as ULMFiT's: on a CPU, one seed "
                                        "keeps the default curve within about half an hour.")
@@ -116,6 +118,7 @@ def form(runs: list[dict]) -> None:
                 st.error(str(e))
             else:
                 st.session_state["train_curve_group"] = info["curve"]
+                st.session_state["train_run"] = info["lm"]  # the live view follows the curve's first run
                 st.session_state["train_curve_flash"] = (f"Curve {info['curve']} queued: the LM run "
                                                          f"{info['lm']}, then {len(info['points'])} points.")
                 st.rerun()

@@ -243,9 +243,9 @@ with tab_sub:
                 st.markdown(pieces_html(pcs, tk.piece_ids(model, pcs), show_ids), unsafe_allow_html=True)
                 if model.note:  # the bound is the corpus sample's, not the typed text's: say which sample
                     st.warning(f"You asked for {size:,}, but SentencePiece learns from {sample_words}, and that "
-                               f"supports at most {model.n_pieces:,} pieces (the limit comes from the corpus, not "
-                               f"from the text above). Larger sizes give this same tokenizer; a bigger corpus in "
-                               f"the sidebar gives more pieces.")
+                               f"supports at most {model.n_pieces:,} pieces: {model.n_pieces:,} is the largest that "
+                               f"works here (the limit comes from the corpus, not from the text above). Larger sizes "
+                               f"give this same tokenizer; a bigger corpus in the sidebar gives more pieces.")
         st.caption("`▁` marks a piece that starts a new word. Hover a piece for its id in SentencePiece's "
                    "vocabulary.")
 

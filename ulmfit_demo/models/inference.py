@@ -20,6 +20,9 @@ MAX_ATTR_WORDS = 300
 ATTR_WORK = 200_000
 # Rows x tokens per forward pass in batch prediction: bounds memory for long reviews.
 TOKEN_BUDGET = 32_768
+# Word scores under a time budget are computed in steps of about this many tokens, the clock read between steps: a
+# step of a long review must not itself blow the budget (32k tokens is seconds on 2 cores).
+BUDGET_STEP_TOKENS = 8_192
 MAX_BS = 64
 # Texts per step when batch prediction reports progress: two full batches; ~8 s for a full-size AWD-LSTM on 2 CPU cores
 # (bench_inference: ~17 reviews/s), so a bar moves often enough, and tokenizing per step costs next to nothing.
@@ -212,8 +215,8 @@ def attributions(model, text: str, work: int = ATTR_WORK, budget_s: float | None
 
 def _occlusion_probs(r: Runner, variants: list[list[int]], budget_s: float | None):
     """Class probabilities of the whole text (row 0) and its occluded variants, in fp32 (scores are small
-    differences: no rounding in them). With `budget_s`, in batches of about TOKEN_BUDGET tokens, stopping once the
-    budget is spent; the whole text and the first batch are always scored."""
+    differences: no rounding in them). With `budget_s`, in batches of about BUDGET_STEP_TOKENS tokens, stopping once
+    the budget is spent; the first batch (the whole text, with more variants if they fit) is always scored."""
     import time
 
     if budget_s is None:
@@ -221,7 +224,7 @@ def _occlusion_probs(r: Runner, variants: list[list[int]], budget_s: float | Non
     import torch
 
     t0 = time.perf_counter()
-    step = max(1, TOKEN_BUDGET // max(len(variants[0]), 1))
+    step = max(1, BUDGET_STEP_TOKENS // max(len(variants[0]), 1))
     done = []
     for k in range(0, len(variants), step):
         done.append(_class_probs(r, variants[k:k + step], precision="fp32"))

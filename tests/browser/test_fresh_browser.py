@@ -103,30 +103,41 @@ def _what_if_word(driver) -> str:
     return m.group(1)
 
 
+def _settled_what_if(driver, review: str, marker: str, timeout: float = 90) -> tuple[str, str]:
+    """(the What-if box's word, the page text from "What if..." on) once the page's last run drew them for `review`:
+    the box shows a word of it and the preview is that review without that word (`marker`: a word only it has).
+    Reading while Streamlit reruns would see a mix of two runs, so this polls; it returns the last state seen."""
+    import time
+
+    deadline, word, seen = time.time() + timeout, "", ""
+    while time.time() < deadline:
+        wait_idle(driver)
+        try:
+            word = _what_if_word(driver)
+            seen = driver.find_element(By.TAG_NAME, "body").text.split("What if...", 1)[-1]
+        except Exception:  # noqa: BLE001 - an element replaced mid-read: read again
+            time.sleep(0.5)
+            continue
+        after = seen.split(f'After leaving out "{word}"', 1)
+        if word in review and len(after) == 2 and marker in after[1]:
+            break
+        time.sleep(1)
+    return word, seen
+
+
 def test_sentiment_what_if_follows_the_second_review(fresh, driver):
     driver.get(f"{fresh.url}/sentiment")
     wait_for_text(driver, "confident", timeout=180)
     _type_review(driver, FIRST)
     wait_for_text(driver, "soundtrack", timeout=90)  # in the coloured words: the verdict is this review's
-    wait_idle(driver)
-    first = _what_if_word(driver)
-    assert first in FIRST
+    first, seen = _settled_what_if(driver, FIRST, "soundtrack")
     shot(driver, "sentiment-first-review")
+    assert first in FIRST.split() and "soundtrack" in seen.split(f'After leaving out "{first}"', 1)[-1], (first, seen)
     _type_review(driver, SECOND)
     wait_for_text(driver, "headphones", timeout=90)
-    # Settled: the page's last run drew the What-if for the second review (box and preview), or the test fails.
-    import time
-
-    deadline, seen = time.time() + 90, ""
-    while time.time() < deadline:
-        wait_idle(driver)
-        word = _what_if_word(driver)
-        seen = driver.find_element(By.TAG_NAME, "body").text.split("What if...", 1)[-1]
-        if f'After leaving out "{word}"' in seen and "soundtrack" not in seen:
-            break
-        time.sleep(1)
+    word, seen = _settled_what_if(driver, SECOND, "headphones")
     shot(driver, "sentiment-second-review")
-    assert word in SECOND and word not in FIRST, word  # a word of the second review, as the browser draws the box
+    assert word in SECOND.split(), word  # a word of the second review, as the browser draws the box
     after = seen.split(f'After leaving out "{word}"', 1)[-1]
     assert "headphones" in after and "soundtrack" not in seen, seen  # the preview is the second review minus it
     no_exception(driver)

@@ -38,7 +38,6 @@ def _best_keeper(path, stage_label: str):
 
         def __init__(self):
             self.best = torch.load(path, map_location="cpu", weights_only=True)["meta"] if path.exists() else None
-            self.epochs_seen = 0
 
         def before_epoch(self):
             self.trained = False
@@ -50,7 +49,6 @@ def _best_keeper(path, stage_label: str):
         def after_epoch(self):
             if not self.trained or not self.recorder.values:
                 return
-            self.epochs_seen += 1
             names = self.recorder.metric_names[1:-1]
             acc = dict(zip(names, self.recorder.values[-1])).get("accuracy")
             if acc is None:

@@ -93,11 +93,11 @@ def form(runs: list[dict]) -> None:
             st.session_state["train_curve_corpus"] = "imdb" if "imdb" in names else names[0]
         c1, c2, c3 = st.columns(3)
         corpus_name = c1.selectbox("Corpus", names, key="train_curve_corpus")
-        labels = c2.text_input("Numbers of labels", "50,100,200,500,1000,2000", key="train_curve_labels",
+        labels = c2.text_input("Numbers of labels", ",".join(map(str, curve.DEFAULT_LABELS)), key="train_curve_labels",
                                help="Labelled training texts per point, separated by commas.")
         seeds = c3.number_input("Seeds", 1, 10, 3, key="train_curve_seeds",
                                 help="Each number of labels is drawn and trained this many times.")
-        c1, c2, c3 = st.columns(3)
+        c1, c2, c3 = st.columns([3, 2, 2])  # room for the three method chips
         methods = c1.multiselect("Methods", list(presets.CURVE_METHODS), list(presets.CURVE_METHODS),
                                  key="train_curve_methods", format_func=SHORT.get,
                                  help="; ".join(f"{SHORT[m]}: {curve.METHOD_NAMES[m]}" for m in SHORT))
@@ -130,11 +130,12 @@ def form(runs: list[dict]) -> None:
             st.session_state["train_curve_group"] = groups[0]
         group = st.selectbox("Curve", groups, key="train_curve_group")
         polling = curve.status(group, runs)["status"] in store.ACTIVE
+        resumable = any(r["status"] in store.RESUMABLE for r in curve.runs_of(group, runs))
         b = st.container(horizontal=True)
         if b.button("Cancel the curve", key="train_curve_cancel", disabled=not polling, icon=":material/stop:"):
             curve.cancel(group)
             st.rerun()
-        if b.button("Resume the curve", key="train_curve_resume", disabled=polling, icon=":material/replay:"):
+        if b.button("Resume the curve", key="train_curve_resume", disabled=polling or not resumable, icon=":material/replay:"):
             curve.resume(group)
             st.rerun()
         st.fragment(_live, run_every=EVERY_S if polling else None)(group, polling)

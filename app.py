@@ -1,5 +1,11 @@
 """ULMFiT Studio: entry point. `streamlit run app.py` serves every page; this file only sets up navigation."""
+import os
 from pathlib import Path
+
+# Before any page loads torch (and OpenMP): threads waiting for work sleep instead of spinning. With the default,
+# a page's prediction on a machine busy with a training run took 5-24 s where it takes 2-3 s (a 4,500-word review x 3,
+# bundled model, measured beside this session's background work), the idle threads spinning on the busy cores.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import streamlit as st
 

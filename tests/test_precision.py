@@ -22,8 +22,8 @@ def test_auto_is_bf16_only_where_every_shape_was_measured_faster_at_the_same_los
     assert prec == "fp32" and "no native bf16" in why
     slow = json.loads(json.dumps(GOOD))
     slow["shapes"]["starter"]["speedup"] = 1.05
-    assert precision.cpu_default(slow, bf16_cpu) == ("fp32", "bf16 was only 1.05x fp32's tokens/s on the starter "
-                                                             "shape (needs 1.15x)")
+    assert precision.cpu_default(slow, bf16_cpu) == ("fp32", "bf16 got only 1.05x fp32's tokens per CPU-second on the "
+                                                             "starter shape (needs 1.15x)")
     worse = json.loads(json.dumps(GOOD))
     worse["shapes"]["ulmfit"]["loss_gap"] = 0.05
     assert precision.cpu_default(worse, bf16_cpu)[0] == "fp32"

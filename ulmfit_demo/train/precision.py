@@ -43,12 +43,12 @@ def verdict(rec: dict) -> tuple[bool, str]:
         if sp is None or gap is None:
             return False, f"the {name} shape's record is incomplete"
         if sp < MIN_SPEEDUP:
-            return False, f"bf16 was only {sp:.2f}x fp32's tokens/s on the {name} shape (needs {MIN_SPEEDUP}x)"
+            return False, f"bf16 got only {sp:.2f}x fp32's tokens per CPU-second on the {name} shape (needs {MIN_SPEEDUP}x)"
         if gap > MAX_LOSS_GAP:
             return False, f"bf16 ended {gap:.3f} above fp32's validation loss on the {name} shape (at most {MAX_LOSS_GAP})"
     lo = min(m["speedup"] for m in shapes.values())
     hi = max(m["speedup"] for m in shapes.values())
-    return True, f"measured {lo:.2f}-{hi:.2f}x fp32's tokens/s at the same validation loss"
+    return True, f"measured {lo:.2f}-{hi:.2f}x fp32's tokens per CPU-second at the same validation loss"
 
 
 def cpu_default(rec: dict | None = None, flags: frozenset | None = None) -> tuple[str, str]:

@@ -50,8 +50,8 @@ c4.metric("Pretrained encoder", "WikiText-103" if wt else "starter LM" if sc els
                 "them. " if wt else "fastai's WikiText-103 weights are not in fastai's model cache: a ULMFiT run looks "
                 "in the mirror and downloads them unless offline. ")
           + (f"The bundled starter language model (AWD-LSTM {sc['arch']['emb_sz']}/{sc['arch']['n_hid']}/"
-             f"{sc['arch']['n_layers']}, pretrained here on {sc['tokens_seen'] / 1e6:.0f}M tokens of IMDb reviews and "
-             f"Wikipedia) is the start of the Quick preset, and of any run that cannot have WikiText-103."
+             f"{sc['arch']['n_layers']}, pretrained here on {sc['tokens_seen'] / 1e6:.0f}M tokens of "
+             f"{starter.read_from(sc)}) is the start of the Quick preset, and of any run that cannot have WikiText-103."
              if sc else "The bundled starter language model is missing: runs would train from scratch. "
              + pretrained.hint()))
 

@@ -186,7 +186,7 @@ with st.expander("Start a new run", expanded=not runs or st.session_state.get("t
             elif cfg_p.pretrained in ("auto", "starter") and sc:
                 st.success(f"Starts from the bundled starter language model: AWD-LSTM {sc['arch']['emb_sz']}/"
                            f"{sc['arch']['n_hid']}/{sc['arch']['n_layers']} pretrained on "
-                           f"{sc['tokens_seen'] / 1e6:.0f}M tokens of IMDb reviews and Wikipedia (held-out perplexity "
+                           f"{sc['tokens_seen'] / 1e6:.0f}M tokens of {starter.read_from(sc)} (held-out perplexity "
                            f"{sc['valid_perplexity']:.0f})."
                            + (" WikiText-103 weights are looked for first (mirror, then download unless offline)."
                               if wt_shape else ""))

@@ -149,7 +149,7 @@ PRESETS = {"ULMFiT": ULMFIT, "Quick": QUICK, "Custom": ULMFIT}
 PRESET_ABOUT = {
     "ULMFiT": "The seeds' schedule exactly: AWD-LSTM from WikiText-103, bs 128, seq_len 80; LM 1 frozen epoch at 2e-2 "
               "then 10 at 2e-3; classifier 1 + 1 + 1 + 2 epochs with gradual unfreezing. Hours on a CPU; minutes on a GPU.",
-    "Quick": "The bundled starter language model (a small AWD-LSTM pretrained here on IMDb reviews and Wikipedia) "
+    "Quick": "The bundled starter language model (a small AWD-LSTM pretrained here on review text and Wikipedia) "
              "fine-tuned for one epoch, then a classifier with gradual unfreezing: a few minutes on a laptop CPU.",
     "Custom": "Start from the ULMFiT preset and change any knob.",
 }

@@ -59,7 +59,7 @@ def resolve(cfg: Config, kind: str, progress=None) -> tuple[Config, dict]:
         changed = {k: getattr(new, k) for k in ("tokenizer", "emb_sz", "n_hid", "n_layers", "sp_vocab_sz")
                    if getattr(new, k) != getattr(cfg, k)}
         c = starter.card(folder) or {}
-        corp = " + ".join(c.get("config", {}).get("corpora") or ["IMDb", "WikiText-2"])
+        corp = starter.read_from(c)
         msg = (f"Starting from the bundled starter language model{' that reads backwards' if cfg.backwards else ''} "
                f"(AWD-LSTM {new.emb_sz}/{new.n_hid}/{new.n_layers}, SentencePiece {c.get('vocab_size', '?')} tokens, "
                f"pretrained on {c.get('tokens_seen', 0) / 1e6:.1f}M tokens of {corp}, held-out perplexity "

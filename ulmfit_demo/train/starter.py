@@ -37,6 +37,16 @@ def card(path: Path | None = None) -> dict | None:
         return None
 
 
+SOURCES = {"imdb": "IMDb reviews", "wikitext2_small": "Wikipedia", "yelp_sentences": "Yelp sentences",
+           "amazon_reviews": "Amazon product reviews", "demo": "the demo reviews"}
+
+
+def read_from(c: dict | None) -> str:
+    "What a starter read, in words, from its card: 'IMDb reviews and Wikipedia'."
+    names = [SOURCES.get(n, n) for n in ((c or {}).get("config", {}).get("corpora") or ["imdb", "wikitext2_small"])]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
 def arch(path: Path | None = None) -> dict | None:
     "`{emb_sz, n_hid, n_layers}` of the starter, which a run starting from it must use."
     c = card(path)

@@ -129,6 +129,12 @@ def test_tiny_curve_end_to_end_through_the_cli_and_its_points_read_back(sample, 
     pts_runs = [store.get(r["id"]) for r in out["runs"] if r["role"] == "point"]
     assert all(lm["finished"] <= r["started"] + 1e-3 for r in pts_runs)
     assert all(r["config"]["pretrained"] == f"run:{lm['id']}" for r in pts_runs)
+    from ulmfit_demo.runs import views
+
+    for r in pts_runs:  # the runs list's figure: ULMFiT beside the baseline, on the point's evaluation rows
+        res = r["summary"]["curve_results"]
+        assert views.best_metric(r) == (f"accuracy {res['ulmfit']['accuracy']:.3f} "
+                                        f"(baseline {res['baseline']['accuracy']:.3f})")
 
     # The summary and the chart are the stored points, averaged: read the runs' own records independently.
     direct = {}

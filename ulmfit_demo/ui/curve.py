@@ -176,7 +176,9 @@ def section() -> None:
                f"every point and method (never used to choose anything); lines are the mean over seeds, the band "
                f"min to max, dots single seeds. Each classifier keeps its best epoch on held-out training rows.")
     shown = table.assign(method=table["method"].map(curve.METHOD_NAMES),
-                         mean=table["mean"].map("{:.1%}".format), std=table["std"].map("{:.1%}".format))
+                         mean=table["mean"].map("{:.1%}".format),
+                         # one seed has no spread to speak of: a dash, not a measured-looking 0.0%
+                         std=[f"{v:.1%}" if n > 1 else "—" for v, n in zip(table["std"], table["n"])])
     st.dataframe(shown[["method", "labels", "mean", "std", "n", "seconds"]], hide_index=True,
                  key="mdl_curve_table", column_config={"n": "seeds", "seconds": st.column_config.NumberColumn(
                      "seconds (mean)", format="%.0f")})

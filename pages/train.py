@@ -34,6 +34,9 @@ GROUPS = {
     "Hardware & run": ["device", "precision", "cpu_threads", "procs", "seed", "log_every", "sample_prompt",
                        "sample_words"],
     "Ensemble": ["members"],
+    # Set per point by the label-efficiency curve (its own form below); here so every knob stays editable.
+    "Curve point": ["labels", "curve_methods", "eval_rows", "select_rows", "curve_max_words", "clas_min_steps",
+                    "clas_max_steps"],
 }
 CHOICES = {"tokenizer": ["word", "subword"], "device": ["auto", "cpu", "cuda"],
            "precision": ["auto", "fp32", "fp16", "bf16"], "lr_find_stage": ["lm", "clas"]}

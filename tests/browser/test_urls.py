@@ -55,7 +55,10 @@ def test_the_uploader_states_the_limit_the_server_applies(server, driver):
     driver.get(f"{server.url}/data")
     wait_for_text(driver, "Upload your own corpus", timeout=120)
     wait_idle(driver, timeout=120)
-    find(driver, '[data-testid="stExpander"] summary').click()
+    uploader = [e for e in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stExpander"] summary')
+                if "Upload your own corpus" in e.text]
+    assert uploader, "no 'Upload your own corpus' expander on the Data page"
+    uploader[0].click()
     wait_for_text(driver, "Files up to", timeout=60)
     screenshot(driver, "data-upload-limit")
     body = driver.find_element(By.TAG_NAME, "body").text

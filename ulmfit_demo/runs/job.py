@@ -87,7 +87,10 @@ class Job(BaselineStage, EnsembleStage, CurveStage):
 
         kind = "classifier" if stage == "clas" else "language_model"
         what = {"clas": "classifier", "lm": "fine-tuned LM", "pretrain": "pretrained LM"}[stage]
-        name = f"{self.run['corpus'][:30]} {what} ({self.run.get('preset') or 'Custom'}, run {self.id})"
+        tail = f" {what} ({self.run.get('preset') or 'Custom'}, run {self.id})"
+        corpus = self.run["corpus"]
+        room = max(8, 80 - len(tail))  # a model name holds 80 characters: a long combined corpus is shortened
+        name = (corpus if len(corpus) <= room else corpus[:room - 1] + "…") + tail
         try:
             return models.save_learner(
                 learn, kind=kind, name=name, corpus=self.run["corpus"], run_id=self.id,

@@ -206,7 +206,7 @@ with st.expander("Start a new run", expanded=not runs or st.session_state.get("t
                 else:
                     st.warning(f"**No GPU here: the ULMFiT preset would train for about {recipe.human(est['seconds'])} "
                                f"on this CPU** on {html.escape(titles.get(corpus_name, corpus_name))} (measured "
-                               f"{est['tokens_per_s']:,.0f} tokens/s on a few batches of its AWD-LSTM "
+                               f"{est['tokens_per_s']:,.0f} tokens/s in {est['precision']} on a few batches of its AWD-LSTM "
                                f"{presets.ULMFIT.emb_sz}/{presets.ULMFIT.n_hid}/{presets.ULMFIT.n_layers}, applied "
                                f"to {est['lm_tokens'] / 1e6:,.2f}M LM tokens x {est['lm_epochs']} epochs and "
                                f"{est['clas_tokens'] / 1e6:,.2f}M classifier tokens x {est['clas_epochs']} epochs). "

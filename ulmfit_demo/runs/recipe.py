@@ -248,7 +248,7 @@ def probe_rate(cfg: Config, vocab_sz: int, tokens: int = 512, batches: int = 2, 
     """Training tokens per second of an AWD-LSTM LM of `cfg`'s shape on this CPU: one warm-up batch of random tokens,
     then up to `batches` timed ones (forward, backward, optimizer step), fewer once they pass `budget_s`. A batch has
     `cfg.bs` rows (at most `tokens` / 8) of at most `cfg.seq_len` tokens, about `tokens` in all: shorter than
-    training's, so the probe takes seconds. `{"tokens_per_s", "batches", "rows", "seq_len", "vocab"}`."""
+    training's, so the probe takes seconds. `{"tokens_per_s", "batches", "rows", "seq_len", "vocab", "precision"}`."""
     import torch
     from fastai.text.all import AWD_LSTM, get_language_model
 
@@ -261,13 +261,16 @@ def probe_rate(cfg: Config, vocab_sz: int, tokens: int = 512, batches: int = 2, 
     model = get_language_model(AWD_LSTM, vocab_sz, config=stages.lm_config(cfg), drop_mult=cfg.drop_mult_lm)
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=cfg.wd)
+    # Timed in the precision the run would train in on this CPU (bf16 where measured to pay: 1.3-1.45x).
+    prec = precision.cpu_precision(cfg.precision)
 
     def step():
         x = torch.randint(vocab_sz, (rows, seq_len))
         y = torch.randint(vocab_sz, (rows, seq_len))
         model.reset()
-        out = model(x)[0]
-        torch.nn.functional.cross_entropy(out.reshape(-1, vocab_sz), y.reshape(-1)).backward()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=prec == "bf16"):
+            out = model(x)[0]
+        torch.nn.functional.cross_entropy(out.float().reshape(-1, vocab_sz), y.reshape(-1)).backward()
         opt.step()
         opt.zero_grad()
 
@@ -277,7 +280,7 @@ def probe_rate(cfg: Config, vocab_sz: int, tokens: int = 512, batches: int = 2, 
         step()
         n += 1
     return {"tokens_per_s": rows * seq_len * n / (time.perf_counter() - t0), "batches": n, "rows": rows,
-            "seq_len": seq_len, "vocab": vocab_sz}
+            "seq_len": seq_len, "vocab": vocab_sz, "precision": prec}
 
 
 def _tokens_per_word(cfg: Config, texts: list[str]) -> tuple[float | None, str]:
@@ -323,7 +326,8 @@ def estimate(cfg: Config, corpus, runs: int = 2, label: str = "") -> dict:
     text = (f"{label or 'These settings'}: about {human(seconds)} on this CPU for the forward and backward runs "
             f"(an extrapolation: {rate['batches']} timed LM batch{'es' if rate['batches'] > 1 else ''} of "
             f"{rate['rows']} x {rate['seq_len']} tokens, AWD-LSTM {cfg.emb_sz}/{cfg.n_hid}/{cfg.n_layers} with a "
-            f"{vocab:,}-token vocabulary, ran at {rate['tokens_per_s']:,.0f} tokens/s (training's batches of "
+            f"{vocab:,}-token vocabulary, ran at {rate['tokens_per_s']:,.0f} tokens/s in {rate['precision']} "
+            f"(training's batches of "
             f"{cfg.bs} x {cfg.seq_len} are longer, which if anything runs faster per token); applied to "
             f"{lm_tokens / 1e6:,.2f}M LM tokens x {lm_ep} epochs and {clas_tokens / 1e6:,.2f}M classifier tokens x "
             f"{clas_ep} epochs (at the LM's rate), x {runs} runs, validation not counted; {how}).")

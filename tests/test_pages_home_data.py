@@ -37,9 +37,13 @@ def test_data_page_demo_counts_and_lm_picture_follow_sliders():
     metrics = {m.label: m.value for m in at.metric}
     n = len(datasets.load("demo").df)
     assert metrics["Documents"] == f"{n:,}"
-    # a long classifier row is cut in the middle, so the padding fastai put at its end stays in view
-    cut = [m.value for m in at.markdown if "more tokens" in m.value]
-    assert cut and any('class="tok pad"' in c for c in cut)
+    # fastai's padding is shown in the batch (a typical batch: the one after SortedDL's longest-first batch)...
+    assert any('class="tok pad"' in m.value for m in at.markdown)
+    # ...and a row longer than what is shown is cut in the middle, so the padding at its end stays in view
+    from ulmfit_demo.ui import common as ui
+
+    cut = ui.tokens_html_cut(["xxbos"] + ["word"] * 50 + ["xxpad"] * 3, 20)
+    assert "22 more tokens" in cut and cut.count('class="tok pad"') == 3
     # the xxunk note gives the vocabulary and the batch's unknown share that fastai's own objects give
     from ulmfit_demo.data import batches, tokcache
 

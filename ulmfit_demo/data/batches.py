@@ -85,7 +85,12 @@ def classifier_batch(tok_df: pd.DataFrame, bs: int = 4, seq_len: int = 72, seed:
     set_seed(seed)
     dl = SortedDL(dsets, bs=min(bs, len(df)), shuffle=True, before_batch=partial(pad_input_chunk, seq_len=seq_len),
                   res=df["tokens"].map(len).tolist())
-    x, y = dl.one_batch()
+    # SortedDL puts the longest text in its first batch (to run out of memory early, not mid-epoch), so on a corpus
+    # of long reviews the first batch is one 1,700-token review and rows of padding: show the next, a typical one.
+    it = iter(dl)
+    x, y = next(it)
+    if len(dl) > 1:
+        x, y = next(it)
     labels = dsets.tfms[1][1].vocab  # the Categorize vocab, set up on this data
     rows = []
     for xi, yi in zip(x.tolist(), y.tolist()):

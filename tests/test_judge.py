@@ -230,7 +230,11 @@ def test_ood_score_of_a_tiny_real_model_equals_a_hand_count(ids):
     from ulmfit_demo.models import inference
 
     df = ood.load()
-    hand = sum(inference.predict(ids["flip"], t)["label"] == lab for t, lab in zip(df["text"], df["label"]))
+    one_by_one = [inference.predict(ids["flip"], t)["label"] for t in df["text"]]
+    hand = sum(v == lab for v, lab in zip(one_by_one, df["label"]))
     res = ood.score(lambda texts: [r["label"] for r in inference.predict_batch(ids["flip"], texts)])
     assert res["n"] == len(df) and res["ood_accuracy"] == pytest.approx(hand / len(df), abs=1e-12)
-    assert 0 < res["positive_rate"] < 1  # the flip model's coin-flip verdicts go both ways on sentences without its key words
+    # The share called positive is counted the same way. (The flip model has no key word to go on in these
+    # sentences, so its verdicts sit near 0.5: on a fresh clone they once all came out positive, so the test no
+    # longer asks that they go both ways.)
+    assert res["positive_rate"] == pytest.approx(one_by_one.count("positive") / len(df), abs=1e-12)

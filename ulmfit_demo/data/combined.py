@@ -5,8 +5,9 @@
 `name:N` keeps at most N of that part's `train` rows: a sample balanced by label as far as the part allows (a label
 with fewer than its share gives all it has and the others fill the rest), drawn with a fixed seed (`CAP_SEED`), so a
 spec always means the same rows. Its `valid`, `test` and `unsup` rows are kept whole. The spec is the corpus's name
-everywhere a corpus name is accepted (`corpora.load`, `data info`, `train --dataset`, `--eval-dataset`, the pages),
-because `corpora.load` hands it here.
+everywhere a corpus name is accepted (`corpora.load`, `data info`, `train --dataset`, `--eval-dataset`, the pages):
+`corpora` reads each part like any corpus and `join` makes them one. This module knows the spec, never how a corpus
+is read, so it imports `catalog` and not `corpora`.
 
 The combined frame is the parts' frames one after the other, plus three columns:
 - `source`: the part's corpus name;
@@ -25,12 +26,12 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 import pandas as pd
 
 from ulmfit_demo import config
-from ulmfit_demo.data import corpora
-from ulmfit_demo.data.corpora import NAMED, Corpus, CorpusError
+from ulmfit_demo.data.catalog import NAMED, SPLITS, Corpus, CorpusError, by_split_label, is_combined, uploads_dir
 from ulmfit_demo.data.labels import canonical
 
 CAP_SEED = 0  # the cap's sample is part of the spec's meaning: the same spec, the same rows, whatever the run's seed
@@ -48,7 +49,7 @@ class Part:
 
 
 def _known() -> list[str]:
-    return list(NAMED) + sorted(d.name for d in corpora.uploads_dir().iterdir()
+    return list(NAMED) + sorted(d.name for d in uploads_dir().iterdir()
                                 if d.is_dir() and (d / "corpus.parquet").exists())
 
 
@@ -110,12 +111,11 @@ def capped(df: pd.DataFrame, cap: int | None, seed: int = CAP_SEED) -> pd.DataFr
     return df.loc[rows]
 
 
-def load(spec: str, progress=None) -> Corpus:
-    "The combined corpus: each part loaded as `corpora.load` does, capped, and joined with `source`/`src_row`/`domain`."
-    parts = parse(spec)
+def join(parts: list[Part], read: Iterable[Corpus]) -> Corpus:
+    """The combined corpus: `read` yields each part's corpus in `parts` order (`corpora.load` of its name, one at a
+    time), capped here and joined with `source`/`src_row`/`domain`."""
     frames, problems = [], []
-    for p in parts:
-        c = corpora.load(p.name, progress)
+    for p, c in zip(parts, read, strict=True):
         df = capped(c.df, p.cap)
         n_train = int((c.df["split"] == "train").sum())
         if p.cap is not None and p.cap > n_train:
@@ -126,21 +126,6 @@ def load(spec: str, progress=None) -> Corpus:
                                     "domain": dom if isinstance(dom, str) else dom.values}))
         problems += [f"{p.name}: {x}" for x in c.problems]
     return Corpus("+".join(map(str, parts)), pd.concat(frames, ignore_index=True), problems)
-
-
-def local_path(spec: str) -> Path | None:
-    "The part changed last (its mtime stamps the pages' caches), or None while any part would have to be fetched."
-    paths = [corpora.local_path(p.name) for p in parse(spec)]
-    if any(p is None for p in paths):
-        return None
-    return max(paths, key=lambda p: p.stat().st_mtime_ns)
-
-
-def fetch(spec: str, progress=None) -> Path:
-    "Fetch every part (a part that cannot be had raises its own message); returns `local_path`."
-    for p in parse(spec):
-        corpora.fetch(p.name, progress)
-    return local_path(spec)
 
 
 def check_classifier(corpus: Corpus) -> None:
@@ -185,12 +170,12 @@ def expand(rs: list[list[int]]) -> list[int]:
 def record(docs: pd.DataFrame, corpus_name: str, seed: int, max_docs: int | None) -> dict:
     """What a run read, per part: row count, counts per split x label, and the row ids (`src_row`, the row's index in
     that corpus's own frame) as ranges. `docs` is the run's frame after sampling; a single corpus has one part."""
-    caps = {p.name: p.cap for p in parse(corpus_name)} if corpora.is_combined(corpus_name) else {corpus_name: None}
+    caps = {p.name: p.cap for p in parse(corpus_name)} if is_combined(corpus_name) else {corpus_name: None}
     src = docs["source"] if "source" in docs.columns else pd.Series(corpus_name, index=docs.index)
     sources = {}
     for name in caps:
         g = docs[src == name]
-        sources[name] = {"cap": caps[name], "n_rows": int(len(g)), "by_split_label": corpora._split_label(g),
+        sources[name] = {"cap": caps[name], "n_rows": int(len(g)), "by_split_label": by_split_label(g),
                          "rows": ranges(g["src_row"])}
     return {"format": 1, "corpus": corpus_name, "seed": seed, "max_docs": max_docs, "cap_seed": CAP_SEED,
             "n_rows": int(len(docs)), "sources": sources,
@@ -220,13 +205,13 @@ def saved() -> list[str]:
         items = json.loads(p.read_text()) if p.exists() else []
     except (OSError, ValueError):
         return []  # a damaged list loses the shortcuts only: every spec still works typed in full
-    return [s for s in items if isinstance(s, str) and corpora.is_combined(s)]
+    return [s for s in items if isinstance(s, str) and is_combined(s)]
 
 
 def save(spec: str) -> str:
     "Keep a combination for the pickers (validated first); returns its normalized name."
     name = normalize(spec)
-    if not corpora.is_combined(name):
+    if not is_combined(name):
         raise CorpusError(f"{name!r} is one corpus: pick it directly, or join several with '+', e.g. {EXAMPLE}.")
     items = [s for s in saved() if s != name] + [name]
     config.atomic_write(_saved_path(), json.dumps(items, indent=1))
@@ -267,7 +252,7 @@ def parts_table(corpus: Corpus) -> pd.DataFrame:
         cap = caps.get(src)
         rows.append({"corpus": src, "training rows kept": "all" if cap is None else f"at most {cap:,}",
                      "documents": len(g),
-                     **{sp: int((g["split"] == sp).sum()) for sp in corpora.SPLITS},
+                     **{sp: int((g["split"] == sp).sum()) for sp in SPLITS},
                      "share of training rows": len(trn) / max(1, int(((corpus.df["split"] == "train")
                                                                        & (corpus.df["label"] != "")).sum())),
                      "positive (train)": pos})

@@ -5,99 +5,33 @@
 then an archive of the same name in `$ULMFIT_DEMO_MIRROR` (a folder or base URL), then fastai's own download, then a
 clear message of what was tried; the built-in demo corpus is always there. Uploaded corpora (CSV, zip of class
 folders) are stored by `uploads` and listed and loaded here like the others.
+
+Every corpus name, plain or combined, is read here: a combined one (`imdb+yelp_sentences:25000`) part by part, each
+part like any corpus, then joined by `combined`, which knows the spec but never reads a corpus itself. What a corpus
+is (`Corpus`, `CorpusError`, `NAMED`, `SPLITS`, ...) lives in `catalog`, below both.
 """
 import hashlib
 import json
 import os
 import re
 import shutil
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import pandas as pd
 
 from ulmfit_demo import config
+from ulmfit_demo.data import combined
+from ulmfit_demo.data.catalog import (NAMED, SPLITS, Corpus, CorpusError, NamedCorpus, by_split_label, check_name,
+                                      count_values, is_combined, uploads_dir)
 from ulmfit_demo.data.download import download
 from ulmfit_demo.data.extract import UnsafeArchive, extract
 from ulmfit_demo.data.labels import ALIASES
 
 Progress = Callable[[str, float | None], None]
-SPLITS = ("train", "valid", "test", "unsup")
-
-
-class CorpusError(ValueError):
-    "A corpus cannot be had or used: the message says what was wrong and what to do."
-
-
-@dataclass(frozen=True)
-class NamedCorpus:
-    name: str
-    title: str
-    about: str
-    folder: str | None = None  # folder name inside fastai's data cache (and at the archive's root)
-    marker: str | None = None  # a path inside `folder` that only a complete extraction has
-    fastai_url: str | None = None  # attribute of fastai's `URLs`, for the online step
-    labelled: bool = True
-    domain: str = "other"  # what its texts are about, for a combined corpus's `domain` column (amazon's has its own)
-
-    @property
-    def archive(self) -> str | None:
-        return f"{self.folder}.tgz" if self.folder else None
-
-
-NAMED = {
-    c.name: c
-    for c in [
-        NamedCorpus("demo", "Demo reviews (built in)",
-                    "Short movie reviews written for this app, balanced positive/negative. Always available, offline.",
-                    domain="films"),
-        NamedCorpus("imdb_sample", "IMDb sample (1,000 reviews)",
-                    "1,000 IMDb reviews with a train/valid flag: fastai's URLs.IMDB_SAMPLE. About 0.5 MB.",
-                    folder="imdb_sample", marker="texts.csv", fastai_url="IMDB_SAMPLE", domain="films"),
-        NamedCorpus("imdb", "IMDb full (100,000 reviews)",
-                    "The Large Movie Review Dataset: 25k train, 25k test (labelled), 50k unlabelled: fastai's "
-                    "URLs.IMDB, as in the ULMFiT paper. About 60 MB to download, 133 MB unpacked.",
-                    folder="imdb", marker="unsup", fastai_url="IMDB", domain="films"),
-        NamedCorpus("wikitext2_small", "WikiText-2 (small, general English)",
-                    "Wikipedia articles, no labels: for pretraining a language model from scratch (ULMFiT stage 1). "
-                    "WikiText-2's validation file is used as training text here and its test file for validation.",
-                    folder="wikitext2_small", marker="valid.txt", labelled=False, domain="wikipedia"),
-        # Not fastai archives (no fastai URL): found in fastai's cache layout or the mirror only, never downloaded.
-        NamedCorpus("yelp_sentences", "Yelp sentences (156k, restaurants, shops, services)",
-                    "Short sentences from Yelp business reviews (8 words on average), labelled negative/positive, "
-                    "146k train / 10k test: everyday non-film text (Shen et al. 2017). Yelp's terms: academic and "
-                    "non-commercial use. In the mirror only; about 3 MB.",
-                    folder="yelp_sentences", marker="texts.csv", domain="businesses"),
-        NamedCorpus("amazon_reviews", "Amazon product reviews (29k, nine domains)",
-                    "Amazon reviews of nine non-film domains (apparel, baby, camera, health, magazines, music, "
-                    "software, sports, toys) from FDU-MTL (Liu et al. 2017): 13k labelled train, 3k test, 13k "
-                    "unlabelled, with a domain column. In the mirror only; about 6 MB.",
-                    folder="amazon_reviews", marker="texts.csv"),
-    ]
-}
-
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,47}$")
-
-
-def check_name(name: str) -> str:
-    "A corpus name is a plain folder name: refuse `/`, `..` and the like before it touches a path."
-    if not isinstance(name, str) or not _NAME_RE.match(name):
-        raise CorpusError(f"{name!r} is not a valid corpus name: use letters, digits, '-' and '_' "
-                          f"(up to 48, starting with a letter or digit), for example 'my_reviews'.")
-    return name
-
-
-def is_combined(name) -> bool:
-    "Whether `name` is a combined corpus (`imdb+yelp_sentences:25000`): a plain corpus name has neither '+' nor ':'."
-    return isinstance(name, str) and ("+" in name or ":" in name)
 
 
 # ----------------------------------------------------------------------------------------------------------- listing
-
-def uploads_dir() -> Path:
-    return config.sub("datasets")
-
 
 def list_corpora() -> list[dict]:
     "Every corpus the app knows: named ones and uploads, with whether it can be loaded right now without fetching."
@@ -110,8 +44,6 @@ def list_corpora() -> list[dict]:
             m = json.loads(meta.read_text())
             out.append(dict(name=d.name, title=f"{d.name} (uploaded)", about=m.get("about", "Uploaded corpus."),
                             kind="upload", labelled=m.get("labelled", True), available=True, fetchable=False))
-    from ulmfit_demo.data import combined
-
     out.extend(combined.listed(out))
     return out
 
@@ -120,9 +52,8 @@ def local_path(name: str) -> Path | None:
     """Where the corpus lies on disk now, or None if it would have to be fetched first. For a combined corpus: the part
     changed last (pages stamp their caches with its mtime), or None while any part is missing."""
     if is_combined(name):
-        from ulmfit_demo.data import combined
-
-        return combined.local_path(name)
+        paths = [local_path(p.name) for p in combined.parse(name)]
+        return None if None in paths else max(paths, key=lambda p: p.stat().st_mtime_ns)
     check_name(name)
     if name == "demo":
         return config.ASSETS / "demo_reviews.csv"
@@ -140,9 +71,9 @@ def fetch(name: str, progress: Progress | None = None) -> Path:
     """Make the named corpus available locally and return its folder. Tries fastai's cache, the mirror, fastai's
     download, in that order; raises `CorpusError` listing what was tried. A combined corpus fetches each part."""
     if is_combined(name):
-        from ulmfit_demo.data import combined
-
-        return combined.fetch(name, progress)
+        for p in combined.parse(name):  # a part that cannot be had raises its own message
+            fetch(p.name, progress)
+        return local_path(name)
     check_name(name)
     if (p := local_path(name)) is not None:
         return p
@@ -240,17 +171,6 @@ def _install(c: NamedCorpus, archive: Path, report: Progress) -> Path:
 
 # ----------------------------------------------------------------------------------------------------------- loading
 
-@dataclass
-class Corpus:
-    name: str
-    df: pd.DataFrame  # text, label, split
-    problems: list[str] = field(default_factory=list)  # things a person should know (non-UTF-8 files, dropped rows)
-
-    @property
-    def labels(self) -> list[str]:
-        return sorted(x for x in self.df["label"].unique() if x != "")
-
-
 # Bumped whenever a reader's output changes, so an older parquet copy is never reused (v2: imdb's labels read
 # `negative`/`positive`, no longer its folder names `neg`/`pos`).
 CACHE_VERSION = 2
@@ -258,11 +178,10 @@ CACHE_VERSION = 2
 
 def load(name: str, progress: Progress | None = None) -> Corpus:
     """The corpus as a DataFrame, fetching it first if needed. Folder corpora are cached as parquet after the first read.
-    A combined name (`imdb+yelp_sentences:25000`) is read part by part (`combined`)."""
+    A combined name (`imdb+yelp_sentences:25000`) is read part by part, one at a time, and joined by `combined`."""
     if is_combined(name):
-        from ulmfit_demo.data import combined
-
-        return combined.load(name, progress)
+        parts = combined.parse(name)
+        return combined.join(parts, (load(p.name, progress) for p in parts))
     path = fetch(name, progress) if name != "demo" else local_path("demo")
     if name == "demo":
         return Corpus(name, _from_sample_csv(path))
@@ -373,26 +292,18 @@ def _from_wikitext(path: Path) -> tuple[pd.DataFrame, list[str]]:
 
 # ----------------------------------------------------------------------------------------------------------- stats
 
-def _counts(s: pd.Series) -> dict:
-    return {str(k): int(v) for k, v in s.value_counts().sort_index().items()}
-
-
-def _split_label(df: pd.DataFrame) -> dict:
-    return {sp: _counts(df.loc[df["split"] == sp, "label"]) for sp in SPLITS if (df["split"] == sp).any()}
-
-
 def info(corpus: Corpus) -> dict:
     """Counts per split, per label (`""` for unlabelled) and per split x label: the numbers `data info --json` prints.
     Plus `by_domain` where the corpus has a `domain` column (amazon_reviews, a combined corpus), and `by_source` (each
     part's counts, and its cap) for a combined corpus."""
     df = corpus.df
-    out = {"name": corpus.name, "n_docs": int(len(df)), "by_split": _counts(df["split"]),
-           "by_label": _counts(df["label"]), "by_split_label": _split_label(df)}
+    out = {"name": corpus.name, "n_docs": int(len(df)), "by_split": count_values(df["split"]),
+           "by_label": count_values(df["label"]), "by_split_label": by_split_label(df)}
     if "domain" in df.columns:
-        out["by_domain"] = _counts(df["domain"])
+        out["by_domain"] = count_values(df["domain"])
     if "source" in df.columns:
-        out["by_source"] = {src: {"n_docs": int(len(g)), "by_split": _counts(g["split"]),
-                                  "by_label": _counts(g["label"]), "by_split_label": _split_label(g)}
+        out["by_source"] = {src: {"n_docs": int(len(g)), "by_split": count_values(g["split"]),
+                                  "by_label": count_values(g["label"]), "by_split_label": by_split_label(g)}
                             for src, g in df.groupby("source", sort=False)}
     return out
 
@@ -419,8 +330,6 @@ def classifier_frame(corpus: Corpus, seed: int = 42) -> pd.DataFrame:
     corpus's own valid split, else its test split (as the seeds do for IMDb), else a seeded random 20%. Refuses a
     corpus a classifier cannot learn from, with a message."""
     if "source" in corpus.df.columns:
-        from ulmfit_demo.data import combined
-
         combined.check_classifier(corpus)  # every part labelled, one label vocabulary: else a message naming the part
     df = corpus.df[corpus.df["label"] != ""]
     labels = sorted(df["label"].unique())

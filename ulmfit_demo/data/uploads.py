@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ulmfit_demo.data.corpora import (NAMED, Corpus, CorpusError, check_name, frame, read_text_file,
-                                      summarize_problems, uploads_dir)
+from ulmfit_demo.data.catalog import NAMED, Corpus, CorpusError, check_name, uploads_dir
+from ulmfit_demo.data.corpora import frame, read_text_file, summarize_problems
 from ulmfit_demo.data.extract import DEFAULT_LIMITS, Limits, UnsafeArchive, extract
 
 

@@ -18,7 +18,7 @@ from support import run_page
 from ulmfit_demo import models
 from ulmfit_demo.cli import main as cli_main
 from ulmfit_demo.judge import baseline
-from ulmfit_demo.models import inference
+from ulmfit_demo.models import inference, kinds
 from ulmfit_demo.runs import store
 
 REPO = Path(__file__).resolve().parent.parent
@@ -131,7 +131,7 @@ def test_predict_batch_attributions_and_csv(fitted, base_id, monkeypatch):
     assert res["label"] == "positive" and sum(res["probs"].values()) == pytest.approx(1.0)
     assert res["probs"]["positive"] == pytest.approx(fitted.predict_proba([PROBE[0]])[0, 1], abs=1e-12)  # T = 1
 
-    monkeypatch.setattr(inference, "PROGRESS_STEP", 2)
+    monkeypatch.setattr(kinds, "PROGRESS_STEP", 2)
     calls = []
     batch = inference.predict_batch(base_id, PROBE + ["  "], progress=lambda d, t: calls.append((d, t)))
     assert calls == [(2, 4), (4, 4)]

@@ -6,7 +6,7 @@ import pytest
 
 from ulmfit_demo.cli import main
 from ulmfit_demo.data import corpora
-from ulmfit_demo.models import ModelError, fastcpu, inference
+from ulmfit_demo.models import ModelError, awd, fastcpu, inference
 
 # Largest |p_fast - p_fp32| measured on these 80 reviews with the bundled model, doubled: bf16 0.0042, int8 0.041
 # (on 2,000 IMDb test reviews: see fastcpu.json). int8 quantizes each batch's activations with one scale, so its
@@ -51,12 +51,12 @@ def test_the_plain_lstm_copy_gives_the_fastai_models_outputs(bundled, reviews):
     assert rnn_types(r.loaded.model) == {WeightDropout}
     copy = fastcpu.inference_copy(r.loaded)
     assert rnn_types(copy) == {torch.nn.LSTM}
-    seqs = [inference.numericalize(r, t) for t in inference.tokenize(r, reviews[30:50])]  # 10 short, 10 long
+    seqs = [r.numericalize(t) for t in r.tokenize(reviews[30:50])]  # 10 short, 10 long
     with r.lock:
-        mine = inference._class_probs(r, seqs, precision="fp32")[:, 1].tolist()
+        mine = awd.class_probs(r, seqs, precision="fp32")[:, 1].tolist()
         r.loaded.model, saved = copy, r.loaded.model  # the same code path, the copy in the fastai model's place
         try:
-            theirs = inference._class_probs(r, seqs, precision="fp32")[:, 1].tolist()
+            theirs = awd.class_probs(r, seqs, precision="fp32")[:, 1].tolist()
         finally:
             r.loaded.model = saved
     assert theirs == pytest.approx(mine, abs=1e-6)

@@ -11,7 +11,7 @@ import tiny_models
 from ulmfit_demo import models
 from ulmfit_demo.cli import main
 from ulmfit_demo.data import corpora as datasets
-from ulmfit_demo.models import inference, interpret
+from ulmfit_demo.models import inference, interpret, kinds
 
 
 @pytest.fixture
@@ -26,7 +26,7 @@ def test_predict_shape_and_tokenization_matches_training(ids):
     assert set(res["probs"]) == {"negative", "positive"} and res["label"] in res["probs"]
     assert sum(res["probs"].values()) == pytest.approx(1.0)
     r = inference.runner(ids["clas"])
-    toks = inference.tokenize(r, ["This movie was GREAT!!!! I loved it."])[0]
+    toks = r.tokenize(["This movie was GREAT!!!! I loved it."])[0]
     assert toks[:3] == ["xxbos", "xxmaj", "this"] and "xxup" in toks and "xxrep" in toks  # fastai's rules
 
 
@@ -60,7 +60,7 @@ def test_batch_prediction_in_steps_reports_progress_and_gives_the_same_verdicts(
     words = "a warm funny film with a dull middle and a great end".split()
     texts = [" ".join(words[(i + k) % len(words)] for k in range(3 + 7 * i % 40)) for i in range(23)] + ["", "ok"]
     whole = inference.predict_batch(ids["clas"], texts)
-    monkeypatch.setattr(inference, "PROGRESS_STEP", 5)
+    monkeypatch.setattr(kinds, "PROGRESS_STEP", 5)
     calls = []
     stepped = inference.predict_batch(ids["clas"], texts, progress=lambda done, total: calls.append((done, total)))
     assert calls == [(5, 24), (10, 24), (15, 24), (20, 24), (24, 24)]  # the blank text is not scored

@@ -4,8 +4,10 @@ import json
 import sys
 from pathlib import Path
 
-from ulmfit_demo import models
+from ulmfit_demo import config, models
 from ulmfit_demo.cli import Bar, fail
+from ulmfit_demo.data import corpora
+from ulmfit_demo.models import ensemble, fastcpu, inference, kinds
 
 
 def register(sub):
@@ -127,9 +129,6 @@ def cmd_delete(args):
 
 
 def cmd_ensemble(args):
-    from ulmfit_demo.data import corpora
-    from ulmfit_demo.models import ensemble
-
     bar = Bar()
     try:
         try:
@@ -154,30 +153,28 @@ def cmd_ensemble(args):
 
 
 def _resolve_sentiment(ref: str) -> str:
-    "A classifier, or a baseline or an ensemble (which predict just as one does); `latest` is the newest classifier."
+    """A model that judges sentiment (a classifier first, then any other kind that can: a baseline, an ensemble);
+    `latest` is the newest classifier."""
     try:
         return models.resolve(ref, "classifier")
     except models.ModelError:
         if ref == "latest":
             raise
-        for kind in ("baseline", "ensemble"):
-            try:
-                return models.resolve(ref, kind)
-            except models.ModelError:
-                pass
+        for kind, cls in kinds.CLASSES.items():
+            if kinds.CLASSIFY in cls.tasks and kind != "classifier":
+                try:
+                    return models.resolve(ref, kind)
+                except models.ModelError:
+                    pass
         raise
 
 
 def cmd_predict(args):
-    from ulmfit_demo.models import fastcpu
-
     with fastcpu.using(args.precision):
         return _predict(args)
 
 
 def _predict(args):
-    from ulmfit_demo.models import inference
-
     try:
         mid = _resolve_sentiment(args.model)
         if args.text is not None:
@@ -204,8 +201,6 @@ def _predict(args):
             bar.close()
     except models.ModelError as e:
         return fail(str(e))
-    from ulmfit_demo import config
-
     config.atomic_write(Path(args.out), inference.safe_csv(out))
     counts = out["prediction"].value_counts().to_dict()
     if args.json:
@@ -216,16 +211,15 @@ def _predict(args):
 
 
 def cmd_generate(args):
-    from ulmfit_demo.models import inference
-
     try:
         try:
             mid = models.resolve(args.model, "language_model")
         except models.ModelError:
-            if args.model != "latest" and any(r["id"] == args.model or r["name"] == args.model
-                                              for r in models.list_models("baseline")):
-                raise models.ModelError(f"{args.model!r} is a TF-IDF baseline: a baseline cannot generate text. "
-                                        f"Pick a language model (`models list --kind language_model`).") from None
+            named = [r for r in models.list_models() if args.model != "latest" and args.model in (r["id"], r["name"])]
+            if named and not kinds.can(named[0], kinds.GENERATE):
+                what = kinds.kind_class(named[0]["kind"]).what
+                raise models.ModelError(f"{args.model!r} is {what}: it cannot generate text. Pick a language model "
+                                        f"(`models list --kind language_model`).") from None
             raise
         res = inference.generate(mid, args.prompt, n_words=args.n_words, temperature=args.temperature,
                                  n_samples=args.n_samples, seed=args.seed)

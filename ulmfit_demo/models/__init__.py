@@ -6,12 +6,16 @@ beside them, and everything that uses them. One module per job:
 - `checks`: the checks every stored model passes before its weights are used (`load_weights_checked`).
 - `store`: saving a Learner as a model folder (`save_learner`), or the TF-IDF baseline (`save_baseline`, kind
   `baseline`), and rebuilding either (`load` -> `Loaded`).
+- `kinds`: the one interface every kind of model answers to (`Model`: predict, predict_batch, attributions,
+  generate, describe, bundles), the table of kinds and `open` (one opened model per id per process, cached).
+- `awd` (AWD-LSTM `Classifier` and `LanguageModel`), `tfidf` (the TF-IDF `Baseline`), `ensemble` (`Ensemble`:
+  several classifiers of one label set averaging their probabilities): the kinds, each registering itself.
+- `starter`: the starter language models shipped in `assets/` (found, checked against their manifest, loaded).
 - `bundle`: the model zip, exported and imported (no code inside, so always safe to import).
 - `fastai_export`: fastai's `learn.export()` pickle, exported for fastai users and imported with `trust=True`.
 - `pickles`: what a pickle would import, read without running it, shown before the trust question.
-- `runners`, `inference`, `generate`: using models (predict, batches, attributions, CSV scoring; generated text).
+- `inference`: using models by id (predict, batches, attributions, generated text, CSV scoring).
 - `interpret`: a classifier's confusion matrix and most confident mistakes on a corpus.
-- `ensemble`: several classifiers of one label set as one model (kind `ensemble`) averaging their probabilities.
 
 Loading rebuilds the AWD-LSTM from the stored architecture and vocab and fills it from safetensors: nothing is ever
 unpickled, so a model file cannot run code. Importing a fastai `export.pkl` runs its pickle and so needs `trust=True`.
@@ -19,8 +23,9 @@ unpickled, so a model file cannot run code. Importing a fastai `export.pkl` runs
 The registry, store, bundle and fastai names are re-exported here, so `from ulmfit_demo import models;
 models.load(...)` reads as one API; the using modules are imported by name (`from ulmfit_demo.models import
 inference`). Pages import this package: fastai, torch and safetensors are imported inside the functions that need
-them. Above `text` and `data`; beside `train`; below `runs`.
+them. Above `judge`, `text` and `data`; below `train` and `runs`.
 """
+from ulmfit_demo.models import awd, ensemble, tfidf  # noqa: F401 - each registers its kinds in `kinds`
 from ulmfit_demo.models.arch import build_model, describe_model
 from ulmfit_demo.models.bundle import (BUNDLE_README, MAX_BUNDLE_MEMBER, MAX_META_BYTES, bundle_bytes, export_bundle,
                                        import_bundle)

@@ -2,9 +2,11 @@
 sha256 and readable header, the vocab against the embedding's rows, and the architecture against the weights'
 shapes (`load_weights_checked`). Every refusal is a `ModelError` that says what is wrong and what to do.
 """
+import math
 from pathlib import Path
 
 from ulmfit_demo.io import sha256
+from ulmfit_demo.judge import baseline
 from ulmfit_demo.models.arch import build_model
 from ulmfit_demo.models.registry import FORMAT, FORMAT_VERSION, KINDS, WEIGHTS, ModelError
 
@@ -86,8 +88,6 @@ def load_weights_checked(folder: Path, meta: dict, where: str, verify_hash: bool
 
 def baseline_files() -> tuple[str, ...]:
     "The files of a baseline model, as `judge.baseline.Baseline.save` writes them."
-    from ulmfit_demo.judge import baseline
-
     return (baseline.JSON_NAME, baseline.WEIGHTS_NAME)
 
 
@@ -107,8 +107,6 @@ def _check_baseline_meta(meta: dict, where: str) -> None:
 def load_baseline_checked(folder: Path, meta: dict, where: str, verify_hash: bool = True):
     """The `judge.baseline.Baseline` stored in `folder`, after checking each of its files against the size and sha256
     recorded in `meta` (and its labels against the metadata's)."""
-    from ulmfit_demo.judge import baseline
-
     _check_meta(meta, where)
     if meta["kind"] != "baseline":
         raise ModelError(f"{where} is a {meta['kind'].replace('_', ' ')}, not a baseline.")
@@ -138,8 +136,6 @@ def load_baseline_checked(folder: Path, meta: dict, where: str, verify_hash: boo
 
 def _check_ensemble_meta(meta: dict, where: str) -> None:
     "An ensemble's metadata: labels, and at least two members each with an id, a name, a kind and a positive weight."
-    import math
-
     if len(meta.get("labels") or []) < 2:
         raise ModelError(f"{where} is an ensemble without its labels in the metadata.")
     members = meta.get("members")

@@ -13,8 +13,9 @@ whose labels differ, and nested ensembles (an ensemble as a member: list its mem
 silently change their weights). A model that an ensemble uses cannot be deleted (`registry.delete` names the
 ensemble). A bundle of an ensemble carries each member's own bundle, and importing it installs them too.
 
-Over 400 lines in one module on purpose: building, checking, predicting, measuring and bundling an ensemble all
-turn on the same member list and label matching; split apart they would each re-derive it.
+The kind (`Ensemble`) answers through `kinds.Model`'s verbs like any model; the functions below build, store and
+measure one. Over 400 lines in one module on purpose: building, checking, predicting, measuring and bundling an
+ensemble all turn on the same member list and label matching; split apart they would each re-derive it.
 """
 import io
 import json
@@ -24,14 +25,16 @@ import re
 import shutil
 import tempfile
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from ulmfit_demo import config
+from ulmfit_demo.data import corpora
 from ulmfit_demo.data.labels import canonical
 from ulmfit_demo.data.labels import same as same_labels
-from ulmfit_demo.models import inference, registry
+from ulmfit_demo.models import kinds, registry
+from ulmfit_demo.models.awd import ATTR_WORK, MAX_ATTR_WORDS
+from ulmfit_demo.models.kinds import BUNDLE_README, CLASSIFY, MAX_BUNDLE_MEMBER, Model, check_text, register
 from ulmfit_demo.models.registry import BUNDLED_ID, FORMAT, FORMAT_VERSION, META, ModelError
 
 KIND = "ensemble"
@@ -50,43 +53,104 @@ def _member_zip(i: int) -> str:
     return f"members/{i}.zip"
 
 
-@dataclass
-class EnsembleRunner:
-    """What `runners.runner` returns for an ensemble: its metadata, nothing loaded. Members are run one by one through
-    their own cached runners. `id` is None for an ensemble planned but not stored yet (`plan`)."""
-    id: str | None
-    meta: dict
-
+@register
+class Ensemble(Model):
+    """An ensemble's metadata, nothing loaded: its members are opened one by one (`kinds.open`, cached as any model)
+    when it answers. `id` is None for an ensemble planned but not stored yet (`plan`)."""
     kind = KIND
+    tasks = frozenset({CLASSIFY})
+    what = "an ensemble of sentiment classifiers"
 
-    @property
-    def labels(self) -> list[str]:
-        return list(self.meta["labels"])
+    @classmethod
+    def open(cls, model_id):
+        return cls(model_id, registry.read_meta(model_id))
 
     @property
     def members(self) -> list[dict]:
         return list(self.meta["members"])
 
+    def cannot(self, task):
+        if task != CLASSIFY:
+            return (f"Model {self.name!r} is an ensemble of sentiment classifiers: it cannot generate text. Pick a "
+                    f"language model.")
+        return super().cannot(task)
 
-def is_ensemble(model) -> bool:
-    "An ensemble id (ids carry their kind's prefix, `registry.ID_PREFIX`) or an `EnsembleRunner`."
-    return isinstance(model, EnsembleRunner) or (isinstance(model, str)
-                                                 and model.startswith(registry.ID_PREFIX[KIND] + "-"))
+    def describe(self) -> dict:
+        return {**super().describe(), "arch": "ensemble", "members": self.members, "combine": COMBINE}
+
+    def predict(self, text):
+        """`{"label", "probs", "truncated", "members": [{"id", "name", "kind", "weight", "label", "probs"}]}`: the
+        ensemble's verdict and each member's (probabilities in the ensemble's label order)."""
+        text, cut = check_text(text)
+        return {**_combine(self, [kinds.open(mid).predict(text) for mid in _member_ids(self)]), "truncated": cut}
+
+    def predict_batch(self, texts, progress=None):
+        """Each row with its members' verdicts too. Each member scores every text in one batch call;
+        `progress(done, total)` counts the ensemble's share of the work in texts."""
+        ids = _member_ids(self)
+        per_member = []
+        for k, mid in enumerate(ids):
+            step = None
+            if progress:
+                def step(done, total, k=k):
+                    progress(min(total, (k * total + done) // len(ids)), total)
+            per_member.append(kinds.open(mid).predict_batch(texts, step))
+        out = []
+        for answers in zip(*per_member):
+            bad = next((a for a in answers if a["label"] is None), None)
+            out.append({"label": None, "probs": {}, "error": bad.get("error", "")} if bad else _combine(self, answers))
+        return out
+
+    def attributions(self, text, work=ATTR_WORK, budget_s=None):
+        """Word scores by occlusion of the ensemble itself (`ATTRIBUTION_METHOD`), plus `members` (each member's
+        verdict on the whole text). The members' own attributions are not mixed: an AWD-LSTM's occlusion and a
+        baseline's linear weights are on different scales. `work` and `budget_s` are not applied (yet): every
+        member reads every variant, at most MAX_ATTR_WORDS words and fewer for long texts."""
+        text, cut = check_text(text)
+        spans = [m.span() for m in _WORD.finditer(text)]
+        # As for an AWD-LSTM: at most MAX_ATTR_WORDS words, fewer for long texts (words x words <= ATTR_WORK).
+        n = max(1, min(MAX_ATTR_WORDS, ATTR_WORK // max(len(spans), 1)))
+        scored = spans[:n]
+        variants = [_without(text, a, b) for a, b in scored]
+        rows = self.predict_batch([text] + variants)
+        full = rows[0]
+        lab = full["label"]
+        base = full["probs"][lab]
+        words = []
+        for k, (a, b) in enumerate(spans):
+            r = rows[k + 1] if k < len(scored) else None
+            # A one-word text has nothing left once its word is removed: that word is not scored rather than guessed.
+            score = base - r["probs"][lab] if r is not None and r["label"] is not None else None
+            words.append({"text": text[a:b], "score": score, "tokens": [text[a:b]]})
+        return {"label": lab, "prob": base, "probs": full["probs"], "method": ATTRIBUTION_METHOD, "words": words,
+                "scored": len(scored), "n_words": len(spans), "truncated": cut, "members": full["members"]}
+
+    def export_bundle(self, z):
+        "Its metadata, a README and each member's own bundle."
+        ids = _member_ids(self)
+        z.writestr(META, json.dumps(self.meta, indent=1))
+        z.writestr(BUNDLE_README, _readme(self.meta))
+        for i, mid in enumerate(ids):  # already compressed: stored as they are
+            z.writestr(_member_zip(i), kinds.bundle_bytes(kinds.open(mid)), compress_type=zipfile.ZIP_STORED)
+
+    @classmethod
+    def import_bundle(cls, z, meta, name, install):
+        """Each member's bundle first (checked as any bundle is, by `install`), then the ensemble over them. On any
+        refusal the members installed so far are removed again, so a bad bundle leaves nothing behind."""
+        return _import_bundle(z, meta, name, install)
 
 
-def runner(model) -> EnsembleRunner:
-    "The ensemble behind an id (or pass an `EnsembleRunner` through)."
-    if isinstance(model, EnsembleRunner):
-        return model
-    row = registry.get(model)
-    if row["kind"] != KIND:
-        raise ModelError(f"Model {row['name']!r} ({model}) is a {row['kind'].replace('_', ' ')}, not an ensemble.")
-    return EnsembleRunner(model, registry.read_meta(model))
+def _ensemble(model) -> Ensemble:
+    "The ensemble behind an id (or pass an `Ensemble` through)."
+    m = kinds.open(model)
+    if not isinstance(m, Ensemble):
+        raise ModelError(f"Model {m.name!r} ({m.id}) is {m.what}, not an ensemble.")
+    return m
 
 
 # ----------------------------------------------------------------------------------------------------------- building
 
-def plan(member_ids: list[str], name: str, weights: list[float] | None = None) -> EnsembleRunner:
+def plan(member_ids: list[str], name: str, weights: list[float] | None = None) -> Ensemble:
     """Check the members and return the ensemble they would make, not stored. Raises `ModelError` saying what was
     wrong and what to do: see the module's docstring for what is refused."""
     name = registry._check_name(name)
@@ -136,10 +200,10 @@ def plan(member_ids: list[str], name: str, weights: list[float] | None = None) -
             "members": [{"id": r["id"], "name": r["name"], "kind": r["kind"], "weight": w / total,
                          "corpus": r.get("corpus"), "labels": labs}
                         for r, w, labs in zip(rows, weights, labels)]}
-    return EnsembleRunner(None, meta)
+    return Ensemble(None, meta)
 
 
-def save(ens: EnsembleRunner, evaluation: dict | None = None, source: str = "built", extra: dict | None = None) -> str:
+def save(ens: Ensemble, evaluation: dict | None = None, source: str = "built", extra: dict | None = None) -> str:
     "Store a planned ensemble (with the figures `evaluate` measured, if any) and register it; returns its id."
     meta = json.loads(json.dumps(ens.meta))
     model_id = registry._new_id(KIND)
@@ -172,7 +236,7 @@ def create(member_ids: list[str], name: str, weights: list[float] | None = None,
 
 def members(model) -> list[dict]:
     "The members as stored (id, name at build time, kind, weight, corpus), each with `current`: its registry row."
-    ens = runner(model)
+    ens = _ensemble(model)
     out = []
     for m in ens.members:
         try:
@@ -190,7 +254,7 @@ def used_by(model_id: str) -> list[dict]:
 
 # ----------------------------------------------------------------------------------------------------------- using
 
-def _member_ids(ens: EnsembleRunner) -> list[str]:
+def _member_ids(ens: Ensemble) -> list[str]:
     out = []
     for m in ens.members:
         try:
@@ -203,14 +267,14 @@ def _member_ids(ens: EnsembleRunner) -> list[str]:
     return out
 
 
-def _in_labels_of(ens: EnsembleRunner, answer: dict) -> dict:
+def _in_labels_of(ens: Ensemble, answer: dict) -> dict:
     "A member's answer with its labels named as the ensemble names them (`neg` -> `negative` where it says so)."
     name = {canonical(lab): lab for lab in ens.labels}
     return {"label": name.get(canonical(answer["label"]), answer["label"]),
             "probs": {name.get(canonical(k), k): v for k, v in answer["probs"].items()}}
 
 
-def _combine(ens: EnsembleRunner, answers: list[dict]) -> dict:
+def _combine(ens: Ensemble, answers: list[dict]) -> dict:
     "The ensemble's verdict from its members' answers to one text (in member order)."
     answers = [_in_labels_of(ens, a) for a in answers]
     probs = {lab: sum(m["weight"] * a["probs"][lab] for m, a in zip(ens.members, answers)) for lab in ens.labels}
@@ -221,61 +285,10 @@ def _combine(ens: EnsembleRunner, answers: list[dict]) -> dict:
                         for m, a in zip(ens.members, answers)]}
 
 
-def predict(model, text: str) -> dict:
-    """`{"label", "probs", "truncated", "members": [{"id", "name", "kind", "weight", "label", "probs"}]}`: the
-    ensemble's verdict and each member's (probabilities in the ensemble's label order)."""
-    ens = runner(model)
-    text, cut = inference.check_text(text)
-    return {**_combine(ens, [inference.predict(mid, text) for mid in _member_ids(ens)]), "truncated": cut}
-
-
-def predict_batch(model, texts: list[str], progress: Callable[[int, int], None] | None = None) -> list[dict]:
-    """As `inference.predict_batch`, each row with its members' verdicts too. Each member scores every text in one
-    batch call; `progress(done, total)` counts the ensemble's share of the work in texts."""
-    ens = runner(model)
-    ids = _member_ids(ens)
-    per_member = []
-    for k, mid in enumerate(ids):
-        step = None
-        if progress:
-            def step(done, total, k=k):
-                progress(min(total, (k * total + done) // len(ids)), total)
-        per_member.append(inference.predict_batch(mid, texts, step))
-    out = []
-    for answers in zip(*per_member):
-        bad = next((a for a in answers if a["label"] is None), None)
-        out.append({"label": None, "probs": {}, "error": bad.get("error", "")} if bad else _combine(ens, answers))
-    return out
-
-
 def _without(text: str, a: int, b: int) -> str:
     "The text with the word at [a, b) removed, and one space beside it, so the rest reads as before."
     return (text[:a] + text[b:].lstrip()) if text[b:].strip() else text[:a].rstrip()
 
-
-def attributions(model, text: str) -> dict:
-    """Word scores by occlusion of the ensemble itself (`ATTRIBUTION_METHOD`), in `inference.attributions`' shape,
-    plus `members` (each member's verdict on the whole text). The members' own attributions are not mixed: an
-    AWD-LSTM's occlusion and a baseline's linear weights are on different scales."""
-    ens = runner(model)
-    text, cut = inference.check_text(text)
-    spans = [m.span() for m in _WORD.finditer(text)]
-    # As in `inference.attributions`: at most MAX_ATTR_WORDS words, fewer for long texts (words x words <= ATTR_WORK).
-    n = max(1, min(inference.MAX_ATTR_WORDS, inference.ATTR_WORK // max(len(spans), 1)))
-    scored = spans[:n]
-    variants = [_without(text, a, b) for a, b in scored]
-    rows = predict_batch(ens, [text] + variants)
-    full = rows[0]
-    lab = full["label"]
-    base = full["probs"][lab]
-    words = []
-    for k, (a, b) in enumerate(spans):
-        r = rows[k + 1] if k < len(scored) else None
-        # A one-word text has nothing left once its word is removed: that word is not scored rather than guessed.
-        score = base - r["probs"][lab] if r is not None and r["label"] is not None else None
-        words.append({"text": text[a:b], "score": score, "tokens": [text[a:b]]})
-    return {"label": lab, "prob": base, "probs": full["probs"], "method": ATTRIBUTION_METHOD, "words": words,
-            "scored": len(scored), "n_words": len(spans), "truncated": cut, "members": full["members"]}
 
 
 # ----------------------------------------------------------------------------------------------------------- measuring
@@ -285,7 +298,7 @@ def evaluate(model, texts: list[str], labels: list[str],
     """Accuracy of the ensemble and of each member on `texts` with true `labels`, all from one scoring pass:
     `{"accuracy", "n", "n_left_out", "members": [{"id", "name", "kind", "weight", "accuracy"}], "labels"}`. Rows whose
     label the ensemble does not predict, or whose text is blank, are left out (counted in `n_left_out`)."""
-    ens = runner(model)
+    ens = _ensemble(model)
     if len(texts) != len(labels):
         raise ModelError(f"{len(texts)} texts but {len(labels)} labels: give one label per text.")
     name = {canonical(lab): lab for lab in ens.labels}  # a corpus's `pos` is the ensemble's `positive`, and back
@@ -293,7 +306,7 @@ def evaluate(model, texts: list[str], labels: list[str],
     if not keep:
         raise ModelError(f"None of the {len(texts)} rows has a label this ensemble predicts ({', '.join(ens.labels)}): "
                          f"measure it on the corpus its members were trained on.")
-    rows = predict_batch(ens, [t for t, _ in keep], progress)
+    rows = ens.predict_batch([t for t, _ in keep], progress)
     pairs = [(r, y) for r, (_, y) in zip(rows, keep) if r["label"] is not None]
     if not pairs:
         raise ModelError("Every text to measure on is blank.")
@@ -309,8 +322,6 @@ def evaluate_dataset(model, dataset: str, max_docs: int | None = None, seed: int
                      progress: Callable[[int, int], None] | None = None) -> dict:
     """`evaluate` on the validation rows of a corpus (`corpora.classifier_frame`: its valid split, else its test
     split), or a seeded sample of `max_docs` of them; the figures also name the corpus and how many rows it has."""
-    from ulmfit_demo.data import corpora
-
     df = corpora.classifier_frame(corpora.load(dataset))
     valid = df[df["is_valid"]]
     n_valid = len(valid)
@@ -330,7 +341,7 @@ def _put_evaluation(meta: dict, figures: dict) -> None:
 def record_evaluation(model_id: str, figures: dict) -> dict:
     """Store figures from `evaluate`/`evaluate_dataset` in the ensemble's metadata (`evaluation`) and its registry
     metrics (`accuracy`, `n_valid`, `best_member_accuracy`); add `dataset` to say what they were measured on."""
-    runner(model_id)
+    _ensemble(model_id)
     meta = registry.read_meta(model_id)
     _put_evaluation(meta, figures)
     config.atomic_write(registry.models_dir() / model_id / META, json.dumps(meta, indent=1))
@@ -378,21 +389,6 @@ Each member is an ordinary model bundle with its own README (how to load it with
 """
 
 
-def export_bundle(model_id: str, out: Path) -> Path:
-    "A zip with the ensemble's metadata, a README and each member's own bundle; written atomically to `out`."
-    from ulmfit_demo.models import bundle
-
-    ens = runner(model_id)
-    ids = _member_ids(ens)
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        z.writestr(META, json.dumps(ens.meta, indent=1))
-        z.writestr(bundle.BUNDLE_README, _readme(ens.meta))
-        for i, mid in enumerate(ids):  # already compressed: stored as they are
-            z.writestr(_member_zip(i), bundle.bundle_bytes(mid), compress_type=zipfile.ZIP_STORED)
-    return config.atomic_write(Path(out), buf.getvalue())
-
-
 def _same_as_bundled(member_meta: dict) -> bool:
     "A member exported from the bundled model, and this machine has that very model: use it instead of a copy."
     try:
@@ -404,12 +400,8 @@ def _same_as_bundled(member_meta: dict) -> bool:
     return member_meta.get("id") == BUNDLED_ID and bool(w) and w == (mine.get("weights") or {}).get("sha256")
 
 
-def import_bundle(z: zipfile.ZipFile, meta: dict, name: str | None = None) -> str:
-    """Install an ensemble bundle (`bundle.import_bundle` hands it here after reading its metadata): each member's
-    bundle first (checked as any bundle is), then the ensemble over them. On any refusal the members installed so
-    far are removed again, so a bad bundle leaves nothing behind."""
-    from ulmfit_demo.models import bundle
-
+def _import_bundle(z: zipfile.ZipFile, meta: dict, name: str | None, install: Callable[[bytes], str]) -> str:
+    "`Ensemble.import_bundle`."
     entries = {i.filename: i for i in z.infolist()}
     new_ids, installed = [], []
     try:
@@ -418,7 +410,7 @@ def import_bundle(z: zipfile.ZipFile, meta: dict, name: str | None = None) -> st
             if entry not in entries:
                 raise ModelError(f"The ensemble bundle lacks {entry} (member {m.get('name')!r}): it was not exported "
                                  f"whole. Export the ensemble again.")
-            if entries[entry].file_size > bundle.MAX_BUNDLE_MEMBER:
+            if entries[entry].file_size > MAX_BUNDLE_MEMBER:
                 raise ModelError(f"{entry} in the bundle is {entries[entry].file_size:,} bytes: too large to be a "
                                  f"model.")
             try:
@@ -432,7 +424,7 @@ def import_bundle(z: zipfile.ZipFile, meta: dict, name: str | None = None) -> st
             if _same_as_bundled(inner_meta):
                 new_ids.append(BUNDLED_ID)
                 continue
-            mid = bundle.import_bundle(raw)
+            mid = install(raw)
             installed.append(mid)
             new_ids.append(mid)
         ens = plan(new_ids, name or meta.get("name") or "imported ensemble", [m["weight"] for m in meta["members"]])

@@ -11,7 +11,7 @@ Which precision runs (`precision`): `$ULMFIT_DEMO_FAST_CPU` (`0`/`fp32`: fp32; `
 or `bf16`/`int8` by name), else `default`: the precision that met both targets below in the record
 (`fastcpu.json`, written by `python bench/bench_inference.py --record`) on the measured model like this one (the
 largest not larger), on a CPU with the instructions it was measured with.
-Each copy is built once per loaded model (`Runner.variants`, under the model's lock) and dropped with it.
+Each copy is built once per loaded model (`awd.AwdModel.variants`, under the model's lock) and dropped with it.
 Attributions stay on fp32 (`inference.attributions` asks for it): their scores are small differences between two
 probabilities, the place where rounding shows first. bf16 rounds each number alone, so a verdict still never depends
 on the other reviews in its batch; int8 quantizes each batch's activations with one scale, so there a probability
@@ -25,6 +25,7 @@ import warnings
 from pathlib import Path
 
 from ulmfit_demo import system
+from ulmfit_demo.models.arch import build_model
 from ulmfit_demo.models.registry import ModelError
 
 ENV = "ULMFIT_DEMO_FAST_CPU"
@@ -127,8 +128,6 @@ def inference_copy(loaded):
     state; outputs equal the loaded model's. `loaded` is a `store.Loaded`."""
     from torch import nn
 
-    from ulmfit_demo.models.arch import build_model
-
     m = build_model(loaded.meta["model"], "classifier")
     m.load_state_dict(loaded.model.state_dict())
     awd = m[0].module
@@ -167,7 +166,7 @@ def build(loaded, prec: str):
 
 
 def model_for(r, prec: str | None = None):
-    """The model of runner `r` at `prec` (default: `precision()`), built on first use and kept on the runner.
+    """The network of the opened AWD-LSTM `r` (`awd.AwdModel`) at `prec` (default: `precision()`), built on first use and kept on the runner.
     Call under `r.lock`. A model not on the CPU always runs as loaded."""
     prec = precision(prec, r.loaded.meta["model"]["config"])
     model = r.loaded.model

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from ulmfit_demo.data import corpora, labels
-from ulmfit_demo.models import inference, runners
+from ulmfit_demo.models import kinds
 
 # Validation rows scored at most: IMDb's 25,000 would take minutes on a CPU; a seeded sample says the same.
 MAX_DOCS = 2000
@@ -29,8 +29,7 @@ def interpret(model, corpus: corpora.Corpus, max_docs: int = MAX_DOCS, top: int 
               progress=None) -> Interpretation:
     """Score the validation rows of `corpus` (`corpora.classifier_frame`) with a classifier model. `progress(done,
     total)` as in `inference.predict_batch`."""
-    r = runners.runner(model)
-    runners._need(r, "classifier")
+    r = kinds.open(model).require(kinds.CLASSIFY)
     df = corpora.classifier_frame(corpus)
     valid = df[df["is_valid"]]
     # The corpus's labels in the model's own names (a model stored with neg/pos judged on negative/positive rows).
@@ -49,7 +48,7 @@ def interpret(model, corpus: corpora.Corpus, max_docs: int = MAX_DOCS, top: int 
     if len(valid) > max_docs:
         valid = valid.sample(n=max_docs, random_state=seed)
         notes.append(f"A seeded sample of {max_docs:,} of the {n_valid:,} validation reviews was scored.")
-    preds = inference.predict_batch(r, valid["text"].tolist(), progress)
+    preds = r.predict_batch(valid["text"].tolist(), progress)
     out = valid[["text", "label"]].rename(columns={"label": "actual"}).reset_index(drop=True)
     out["predicted"] = [p["label"] for p in preds]
     out["confidence"] = [p["probs"].get(p["label"], math.nan) if p["label"] else math.nan for p in preds]

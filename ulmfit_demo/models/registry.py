@@ -16,11 +16,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ulmfit_demo import config
+from ulmfit_demo.models import starter
 
 # "baseline": the TF-IDF + logistic-regression yardstick (`judge.baseline`), stored and used like any classifier.
 # "ensemble": members' probabilities averaged (`ensemble`); its folder holds only the metadata naming its members.
 KINDS = ("language_model", "classifier", "baseline", "ensemble")
-# An id starts with its kind's prefix, so a caller can tell an ensemble from its id alone (`ensemble.is_ensemble`).
+# An id starts with its kind's prefix: a person reading an id (or a stamp, `stamp`) can tell an ensemble from it.
 ID_PREFIX = {"language_model": "lm", "classifier": "clas", "baseline": "base", "ensemble": "ens"}
 FORMAT = "ulmfit-studio-model"
 FORMAT_VERSION = 1
@@ -44,7 +45,7 @@ def bundled_dir() -> Path:
     return Path(os.environ.get("ULMFIT_DEMO_BUNDLED") or BUNDLED_DIR)
 
 
-# The starter language model shipped with the app (`assets/starter_lm`, see `train.starter`): listed as id "starter"
+# The starter language model shipped with the app (`assets/starter_lm`, see `models.starter`): listed as id "starter"
 # where language models are asked for (`list_models("language_model")`: Generate's picker, `generate --model`), so
 # a fresh machine can generate text. Not in the all-kinds list: its folder is the starter's own format (what runs
 # start from), not a model folder, so it cannot be exported, renamed or deleted like the others. Read-only and
@@ -60,8 +61,6 @@ def models_dir() -> Path:
 def model_folder(model_id: str) -> Path:
     "Where a model's files are: the bundled one in the app's assets, every other under the home's models/."
     if model_id == STARTER_ID:
-        from ulmfit_demo.train import starter
-
         return starter.folder()
     return bundled_dir() if model_id == BUNDLED_ID else models_dir() / _check_id(model_id)
 
@@ -80,8 +79,6 @@ def _bundled_row() -> dict | None:
 
 def _starter_row() -> dict | None:
     "The starter LM's registry row from its card (cheap: no hashing, no torch), or None when it is not there."
-    from ulmfit_demo.train import starter
-
     card = starter.card()
     if not card:
         return None
@@ -163,8 +160,6 @@ def get(model_id: str) -> dict:
     if model_id == STARTER_ID:
         s = _starter_row()
         if s is None:
-            from ulmfit_demo.train import starter
-
             raise ModelError(f"The starter language model is missing ({starter.folder() / 'card.json'} cannot be "
                              f"read). Restore assets/starter_lm from git, or rebuild it: {starter.REBUILD}.")
         return s

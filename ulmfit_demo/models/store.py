@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ulmfit_demo.models import starter
 from ulmfit_demo.models.arch import _jsonable, describe_model
-from ulmfit_demo.models.checks import _sha256, load_weights_checked
+from ulmfit_demo.models.checks import _sha256, baseline_files, load_baseline_checked, load_weights_checked
 from ulmfit_demo.models.registry import (BUNDLED_ID, STARTER_ID, FORMAT, FORMAT_VERSION, KINDS, META, SPM, WEIGHTS, ModelError, _check_id,
                                          _check_name, _folder_size, _new_id, _now, _register, get, models_dir,
                                          model_folder, read_meta)
@@ -146,7 +147,6 @@ def _save_baseline(baseline, *, name, corpus, run_id, metrics, extra, calibratio
 
     import sklearn
 
-    from ulmfit_demo.models.checks import baseline_files
 
     name = _check_name(name)
     labels = [str(x) for x in baseline.labels]
@@ -208,11 +208,9 @@ def load(model_id: str) -> Loaded:
         return _load_starter(row)
     folder = model_folder(model_id)
     if model_id == BUNDLED_ID:  # shipped files: every one checked against its manifest before use
-        from ulmfit_demo.train.starter import StarterError, check
-
         try:
-            check(folder, what="sentiment model", rebuild=" or rebuild it: python -m ulmfit_demo.train.bundled")
-        except StarterError as e:
+            starter.check(folder, what="sentiment model", rebuild=" or rebuild it: python -m ulmfit_demo.train.bundled")
+        except starter.StarterError as e:
             raise ModelError(str(e)) from None
     meta = read_meta(model_id)
     if meta.get("kind") == "ensemble":
@@ -221,8 +219,6 @@ def load(model_id: str) -> Loaded:
                          f"so it cannot be loaded as one network or exported for fastai. Use it to predict, or export "
                          f"it as a bundle (.zip), which carries its members.")
     if meta.get("kind") == "baseline":  # TF-IDF + logistic regression: its files are hashed and checked first
-        from ulmfit_demo.models.checks import load_baseline_checked
-
         base = load_baseline_checked(folder, meta, f"Model {meta.get('name', model_id)!r} ({model_id})")
         return Loaded(id=model_id, meta=meta, model=base, vocab=[], labels=list(base.labels), folder=folder)
     model = load_weights_checked(folder, meta, f"Model {meta.get('name', model_id)!r} ({model_id})")
@@ -232,11 +228,9 @@ def load(model_id: str) -> Loaded:
 
 
 def _load_starter(row: dict) -> Loaded:
-    """The starter language model (`train.starter`: checked against its manifest, fp16 weights widened, decoder
+    """The starter language model (`models.starter`: checked against its manifest, fp16 weights widened, decoder
     tied) as a `Loaded` like any language model; its metadata is made from its card."""
     from fastai.text.all import AWD_LSTM, get_language_model
-
-    from ulmfit_demo.train import starter
 
     try:
         state, vocab, sp, card = starter.load()

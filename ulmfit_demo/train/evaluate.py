@@ -4,14 +4,15 @@ full report (`judge_learner`: baseline on the same split, calibration, out-of-do
 """
 import numpy as np
 
+from ulmfit_demo.judge import report
+from ulmfit_demo.models.awd import _concat_pool, _encode, _pad_batch
+
 
 def clas_logits(learn, toks: list[list[str]], backwards: bool = False, bs: int = 64):
     """Raw classifier outputs (numpy, one row per text, input order) for tokenized texts, computed exactly as the
-    app's `predict` computes them (models.inference: batches that never change a text's verdict), so the figures a
+    app's `predict` computes them (models.awd: batches that never change a text's verdict), so the figures a
     run reports are the ones a user gets. Used to judge a classifier right after training."""
     import torch
-
-    from ulmfit_demo.models.inference import _concat_pool, _encode, _pad_batch
 
     o2i = {w: i for i, w in enumerate(learn.dls.vocab[0])}
     unk = o2i.get("xxunk", 0)
@@ -40,8 +41,6 @@ def clas_logits(learn, toks: list[list[str]], backwards: bool = False, bs: int =
 def judge_learner(learn, frame, tok, backwards: bool = False, seed: int = 0) -> dict:
     """`judge.report.judge` for a trained classifier Learner. `frame` is the run's classifier frame (`text`, `label`,
     `tokens`, `is_valid`); the baseline is fitted on its training rows and everything is measured on its valid rows."""
-    from ulmfit_demo.judge import report
-
     val, trn = frame[frame["is_valid"]], frame[~frame["is_valid"]]
     labels = [str(c) for c in learn.dls.vocab[1]]
     logits = clas_logits(learn, val["tokens"].tolist(), backwards)

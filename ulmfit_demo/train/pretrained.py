@@ -18,6 +18,7 @@ from typing import Callable
 
 from ulmfit_demo import config
 from ulmfit_demo.data.download import download
+from ulmfit_demo.data.extract import extract
 
 Progress = Callable[[str, float | None], None]
 NAMES = {False: "wt103-fwd", True: "wt103-bwd"}
@@ -107,8 +108,6 @@ def _download(url: str, name: str, report: Progress) -> Path:
 
 def _install(archive: Path, name: str, report: Progress) -> Path:
     "Safe extraction into a staging folder, then one rename into fastai's model cache."
-    from ulmfit_demo.data.extract import extract
-
     models = config.fastai_models()
     models.mkdir(parents=True, exist_ok=True)
     staging = models / f".{name}.staging"

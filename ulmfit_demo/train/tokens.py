@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from ulmfit_demo.data.tokcache import MAX_CHARS, delay_hook, tokenized, word_tokenize
+from ulmfit_demo.text.decode import detokenize
 from ulmfit_demo.train.presets import Config
 
 
@@ -34,12 +36,8 @@ class Tok:
 
     def tokenize(self, texts: list[str]) -> list[list[str]]:
         if self.kind == "word":
-            from ulmfit_demo.data.tokcache import word_tokenize
-
             return word_tokenize(texts)
         from fastai.text.all import SentencePieceTokenizer, tokenize_texts
-
-        from ulmfit_demo.data.tokcache import MAX_CHARS
 
         if self._sp is None:
             self._sp = SentencePieceTokenizer(sp_model=self.sp_model, cache_dir=self.sp_model.parent)
@@ -47,8 +45,6 @@ class Tok:
 
     def detok(self, tokens: list[str]) -> str:
         "Readable text, written back the way the Generate page writes it (capitals, repeats, punctuation restored)."
-        from ulmfit_demo.text.decode import detokenize
-
         return detokenize(tokens, subword=self.kind == "subword")
 
 
@@ -64,8 +60,6 @@ def train_subword(texts: list[str], vocab_sz: int, folder: Path) -> Path:
     if model.exists():
         return model
     from fastai.text.all import SentencePieceTokenizer, defaults, maps
-
-    from ulmfit_demo.data.tokcache import MAX_CHARS, delay_hook
 
     tmp = folder / ".training"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -109,8 +103,6 @@ def tokenize_docs(docs: pd.DataFrame, cfg: Config, folder: Path, sp_model: Path 
     Data page; subword tokens from a SentencePiece model (`sp_model`, or one trained here on these texts)."""
     docs = docs.reset_index(drop=True)
     if cfg.tokenizer == "word":
-        from ulmfit_demo.data.tokcache import tokenized
-
         toks = tokenized(docs[["text", "label", "split"]], max_docs=None)
         return docs.assign(tokens=toks["tokens"].values), Tok("word")
     if sp_model is None:

@@ -11,14 +11,24 @@ length bias: most short sentences came out positive). Some training rows are the
 to 2 of its sentences) carrying the review's label. Long reviews are cut to their last `max_tokens` tokens to keep
 an epoch affordable on a CPU (the verdict of a review is mostly at its end; prediction still reads the whole text).
 """
+import argparse
 import json
 import re
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from ulmfit_demo import config, models
+from ulmfit_demo.data import corpora
+from ulmfit_demo.judge import baseline, calibration, report
+from ulmfit_demo.models import registry, starter
+from ulmfit_demo.train import evaluate
+from ulmfit_demo.train import stages as training
+from ulmfit_demo.train.presets import Config
 
 
 @dataclass(frozen=True)
@@ -63,18 +73,12 @@ def build(starter_dir: Path, home_out: Path, cfg: BundledConfig = BundledConfig(
     import torch
     from fastai.torch_core import set_seed
 
-    from ulmfit_demo import models
-    from ulmfit_demo.train import stages as training
-    from ulmfit_demo.train.presets import Config
-    from ulmfit_demo.train import evaluate, starter
-
     torch.set_num_threads(cfg.threads)
     t_all = time.time()
     lm_state, vocab, sp_model, scard = starter.load(starter_dir)
     arch = scard["arch"]
     if docs is None:
-        from ulmfit_demo.data import corpora as datasets
-        docs = datasets.load("imdb").df
+        docs = corpora.load("imdb").df
     # One spelling of the verdicts across the app's models and the out-of-domain set.
     lab = docs[docs["label"] != ""].assign(label=lambda d: d["label"].replace(LABELS))
     train = lab[lab["split"] == "train"]
@@ -127,8 +131,6 @@ def build(starter_dir: Path, home_out: Path, cfg: BundledConfig = BundledConfig(
         z = np.exp(z - z.max(1, keepdims=True))
         return z / z.sum(1, keepdims=True)
 
-    from ulmfit_demo.judge import baseline, calibration, report
-
     judged = report.judge(labels=labels, valid_logits=va_logits, valid_y=va_y, valid_texts=val["text"].tolist(),
                           train_texts=trn["text"].tolist(), train_labels=trn["label"].tolist(),
                           predict_probs=probs, seed=cfg.seed)
@@ -164,12 +166,6 @@ def build(starter_dir: Path, home_out: Path, cfg: BundledConfig = BundledConfig(
 def export(model_id: str, out: Path) -> Path:
     """Copy a stored classifier into `out` as the bundled model: the same files and format as the store, id
     "bundled", plus a manifest of hashes checked before every load."""
-    import shutil
-
-    from ulmfit_demo import config
-    from ulmfit_demo.models import registry
-    from ulmfit_demo.train import starter
-
     src = registry.models_dir() / registry._check_id(model_id)
     out = Path(out)
     tmp = out.with_name(out.name + ".tmp")
@@ -190,20 +186,13 @@ def export(model_id: str, out: Path) -> Path:
 
 def main(argv=None) -> int:
     "python -m ulmfit_demo.train.bundled [--out assets/sentiment]: rebuild the bundled model (about an hour on 2 cores)."
-    import argparse
-
-    from ulmfit_demo.models.registry import BUNDLED_DIR
-    from ulmfit_demo.train import starter
-
     ap = argparse.ArgumentParser(description=main.__doc__)
-    ap.add_argument("--out", default=str(BUNDLED_DIR))
+    ap.add_argument("--out", default=str(registry.BUNDLED_DIR))
     ap.add_argument("--starter", default=str(starter.folder()))
     ap.add_argument("--max-train-docs", type=int, default=None)
     ap.add_argument("--max-test-docs", type=int, default=None)
     a = ap.parse_args(argv)
     cfg = BundledConfig(max_train_docs=a.max_train_docs, max_test_docs=a.max_test_docs)
-    from ulmfit_demo import config
-
     res = build(Path(a.starter), config.home(), cfg, log=lambda m: print(m, flush=True))
     export(res["model_id"], Path(a.out))
     res["built"] = time.strftime("%Y-%m-%d %H:%M:%S")

@@ -10,6 +10,9 @@ from dataclasses import asdict, dataclass, fields
 
 import pandas as pd
 
+from ulmfit_demo.data import corpora
+from ulmfit_demo.models import starter
+
 # What a run trains. The ULMFiT paper's three stages: general-domain LM (pretrain), target LM fine-tuning (lm),
 # classifier fine-tuning (clas); "ulmfit" chains lm -> clas as the seeds do; lr_find is a short probe of one stage.
 KINDS = {
@@ -266,8 +269,6 @@ def check_config(cfg: Config, kind: str, cuda: bool | None = None) -> list[str]:
                     f"{arch}. Set those back, or set pretrained to 'auto' (the bundled starter when WT103 is not "
                     f"there) or 'none' (from scratch).")
     elif cfg.pretrained == "starter" and kind != "pretrain":
-        from ulmfit_demo.train import starter
-
         sa = starter.arch(starter.folder(bool(cfg.backwards)))
         if sa is None:
             errs.append(f"pretrained 'starter': there is no {'backward ' if cfg.backwards else ''}starter language "
@@ -355,8 +356,6 @@ def sample_docs(df: pd.DataFrame, max_docs: int | None, seed: int) -> pd.DataFra
 
 def check_corpus(cfg: Config, kind: str, corpus) -> list[str]:
     "Problems with this corpus for this run, found with pandas alone (before a token is produced)."
-    from ulmfit_demo.data import corpora
-
     errs = []
     df = sample_docs(corpus.df, cfg.max_docs, cfg.seed)
     df = df[df["text"].str.strip() != ""]

@@ -2,7 +2,8 @@
 
 - "wt103": fastai's WikiText-103 AWD-LSTM (`pretrained.find`: fastai's cache -> mirror -> download). Fits only the
   full AWD-LSTM shape (400/1152/3) with fastai's word tokens.
-- "starter": the starter LM shipped in `assets/starter_lm` (see `starter`): its shape and its SentencePiece pieces.
+- "starter": the starter LM shipped in `assets/starter_lm` (see `models.starter`): its shape and its SentencePiece
+  pieces.
 - "none": from scratch. "run:<id>": the LM of an earlier run.
 - "auto" (the default): WikiText-103 when the config has its shape and the weights are found; else the starter,
   adopting its shape and tokenizer (a run that cannot have WT103 is better served by a small pretrained model than
@@ -11,7 +12,8 @@
 `resolve` returns the config the run really trains with, plus what was chosen and why; the job stores both, so a
 resumed run keeps its start and the Train page can say which it was.
 """
-from ulmfit_demo.train import pretrained, starter
+from ulmfit_demo.models import starter
+from ulmfit_demo.train import pretrained
 from ulmfit_demo.train.presets import WT103_ARCH, Config
 
 LABELS = {"wt103": "fastai's WikiText-103 weights", "starter": "the bundled starter language model",

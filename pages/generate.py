@@ -5,7 +5,7 @@ import html
 import streamlit as st
 
 from ulmfit_demo import models
-from ulmfit_demo.models import inference
+from ulmfit_demo.models import inference, kinds
 from ulmfit_demo.text import decode
 from ulmfit_demo.ui import common as ui
 from ulmfit_demo.ui import model_widgets as mw
@@ -14,7 +14,7 @@ ui.setup_page("Generate", ":material/edit_note:")
 st.caption("A language model only ever predicts the next word. Writing a review is that, repeated: predict, draw a "
            "word from the prediction, add it, predict again.")
 
-row = mw.pick_model("language_model", "gen_model", "Language model", where=st.sidebar)
+row = mw.pick_model(kinds.GENERATE, "gen_model", "Language model", where=st.sidebar)
 if row is None:
     mw.train_link("language model")
     st.stop()

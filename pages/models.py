@@ -9,7 +9,7 @@ import streamlit as st
 
 from ulmfit_demo import models, plots
 from ulmfit_demo.data import corpora
-from ulmfit_demo.models import ensemble, interpret
+from ulmfit_demo.models import ensemble, interpret, kinds
 from ulmfit_demo.ui import common as ui
 from ulmfit_demo.ui import model_widgets as mw
 from ulmfit_demo.ui.curve import section as curve_section
@@ -47,8 +47,8 @@ else:
               "built": "an ensemble built here from the models below"}
     st.caption(f"id `{mid}` (what the CLI's `--model` takes) · {origin.get(row['source'], row['source'])}")
 
-    if row["kind"] == "ensemble":
-        meta = models.read_meta(mid)
+    meta = models.read_meta(mid)
+    if meta.get("members"):  # an ensemble: what it is made of, and what it measured beside them
         line = ensemble.evaluation_line(meta)
         if line:
             st.markdown(f"**{html.escape(line)}**")
@@ -64,15 +64,15 @@ else:
             hide_index=True, key="mdl_members")
         st.caption("Each member's probabilities (with its own calibration) are averaged with these weights. Own "
                    "accuracy: what the member's run measured on its own validation reviews.")
-    if row["kind"] in mw.SENTIMENT_KINDS:
+    if kinds.can(row, kinds.CLASSIFY):
         # How good is it: beside the baseline fitted on the same split, and how far its confidence can be trusted.
-        line = None if row["kind"] == "ensemble" else mw.baseline_comparison(row)
+        line = mw.baseline_comparison(row)
         if line:
             st.markdown(f"**{html.escape(line)}**")
         elif row["kind"] == "classifier":
             st.caption("This classifier was not judged beside a baseline when it was trained, so there is no "
                        "comparison to show.")
-        cal = models.read_meta(mid).get("calibration") or {}
+        cal = meta.get("calibration") or {}
         if cal.get("reliability") or cal.get("reliability_uncalibrated"):
             st.plotly_chart(plots.reliability_figure(cal.get("reliability"), cal.get("reliability_uncalibrated"),
                                                      cal.get("ece"), cal.get("ece_uncalibrated")),
@@ -83,7 +83,7 @@ else:
                        + (f" (T = {cal['temperature']:.2f})" if isinstance(cal.get("temperature"), (int, float))
                           else "") + " rescales its probabilities without changing any verdict; its curve is "
                        "measured on halves of the validation set it was not fitted on.")
-        judged = [r for r in rows if r["kind"] in mw.SENTIMENT_KINDS]
+        judged = [r for r in rows if kinds.can(r, kinds.CLASSIFY)]
         with st.expander(f"All {len(judged)} sentiment models side by side", expanded=len(judged) > 1):
             st.dataframe(mw.judge_table(judged), hide_index=True, key="mdl_judge_table")
             st.caption("Baseline accuracy: a TF-IDF + logistic-regression model fitted on the same split. ECE: "
@@ -106,12 +106,8 @@ else:
         c1, c2 = st.columns(2)
         c1.download_button("Download bundle (.zip)", lambda: models.bundle_bytes(mid), file_name=f"{safe_name}.zip",
                            mime="application/zip", key="mdl_dl_bundle", icon=":material/download:")
-        if row["kind"] == "ensemble":
-            c2.caption("The bundle carries each member's own bundle, so importing it installs the whole ensemble. "
-                       "An ensemble has no fastai export: it has no weights of its own.")
-        elif row["kind"] == "baseline":
-            c2.caption("A baseline has no fastai export: it is scikit-learn (TF-IDF + logistic regression), not a "
-                       "fastai model. Its bundle's README shows how to use it with numpy and scikit-learn.")
+        if why := kinds.kind_class(row["kind"]).no_fastai_export:
+            c2.caption(why)
         else:
             c2.download_button("Download fastai export (.pkl)", lambda: models.fastai_bytes(mid),
                                file_name=f"{safe_name}.pkl", mime="application/octet-stream", key="mdl_dl_pkl",
@@ -186,7 +182,7 @@ if up is not None:
             st.rerun()
 
 # ----------------------------------------------------------------------------------------------------------- interpret
-clas = [r for r in rows if r["kind"] in mw.SENTIMENT_KINDS]
+clas = [r for r in rows if kinds.can(r, kinds.CLASSIFY)]
 if clas:
     st.subheader("Where does a classifier go wrong?")
     st.write("The classifier judges every review of the corpus's validation set (reviews it did not train on). "

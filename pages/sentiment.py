@@ -6,7 +6,7 @@ import streamlit as st
 
 from ulmfit_demo import models
 from ulmfit_demo.data import corpora, uploads
-from ulmfit_demo.models import inference
+from ulmfit_demo.models import inference, kinds
 from ulmfit_demo.text import decode
 from ulmfit_demo.ui import common as ui
 from ulmfit_demo.ui import model_widgets as mw
@@ -48,7 +48,7 @@ else:
     st.caption("A sentiment classifier reads a review and says whether it is positive or negative, how sure it is, "
                "and which words pushed it there.")
 
-row = mw.pick_model(mw.SENTIMENT_KINDS, "sent_model", "Sentiment model", where=st.sidebar, show=not presenter)
+row = mw.pick_model(kinds.CLASSIFY, "sent_model", "Sentiment model", where=st.sidebar, show=not presenter)
 if row is None:
     mw.train_link("sentiment classifier")
     st.stop()
@@ -144,15 +144,15 @@ def show_review(model_row: dict, large: bool) -> None:
                                      if attr["scored"] < attr["n_words"] else ""))
     if attr["truncated"]:
         st.warning(f"This text is very long: only its first {inference.MAX_CHARS:,} characters were read.")
-    if model_row["kind"] == "ensemble":
-        pass  # its members read the text each their own way; their verdicts are shown above
-    elif not large and model_row["kind"] == "baseline":
+    if large or not attr.get("seen_as"):
+        pass  # an ensemble's members read the text each their own way; their verdicts are shown above
+    elif attr["seen_as"] == "words":  # a TF-IDF baseline
         with st.expander("How the model saw it (words)"):
             toks = [t for w in attr["words"] for t in w["tokens"]]
             st.markdown(ui.tokens_html(toks), unsafe_allow_html=True)
             st.caption(f"{len(toks)} words, lowercased. The baseline counts them and their two-word phrases (TF-IDF), "
                        f"ignoring order beyond that; a word or phrase it never saw in training counts for nothing.")
-    elif not large:
+    else:
         with st.expander("How the model saw it (tokens)"):
             toks = ["xxbos"] + [t for w in attr["words"] for t in w["tokens"]]
             st.markdown(ui.tokens_html(toks), unsafe_allow_html=True)
@@ -213,7 +213,7 @@ def what_if(model_row: dict, attr: dict, labels: list[str]) -> None:
 def compare(model_row: dict) -> None:
     text = st.session_state.get("sent_text", "")[:MAX_REVIEW]  # as the first tab judges it
     st.write("The review from the first tab, judged by two models at once.")
-    other = mw.pick_model(mw.SENTIMENT_KINDS, "sent_model_b", "Second model", exclude=model_row["id"])
+    other = mw.pick_model(kinds.CLASSIFY, "sent_model_b", "Second model", exclude=model_row["id"])
     if other is None:
         st.info("There is only one sentiment classifier on this machine. Train another (for example with a "
                 "different preset or corpus) to compare them here.")

@@ -25,7 +25,9 @@ models.load(...)` reads as one API; the using modules are imported by name (`fro
 inference`). Pages import this package: fastai, torch and safetensors are imported inside the functions that need
 them. Above `judge`, `text` and `data`; below `train` and `runs`.
 """
-from ulmfit_demo.models import awd, ensemble, tfidf  # noqa: F401 - each registers its kinds in `kinds`
+# Each registers its kinds in `kinds`, in this order (pickers list kinds in it); the ensemble after those it combines.
+from ulmfit_demo.models import awd, tfidf  # noqa: F401
+from ulmfit_demo.models import ensemble  # noqa: F401,I001
 from ulmfit_demo.models.arch import build_model, describe_model
 from ulmfit_demo.models.bundle import (BUNDLE_README, MAX_BUNDLE_MEMBER, MAX_META_BYTES, bundle_bytes, export_bundle,
                                        import_bundle)

@@ -141,6 +141,7 @@ class Classifier(AwdModel):
     kind = "classifier"
     tasks = frozenset({CLASSIFY})
     what = "a classifier"
+    noun = "sentiment classifier"
 
     def predict(self, text: str) -> dict:
         text, cut = check_text(text)
@@ -190,7 +191,7 @@ class Classifier(AwdModel):
         return {"label": self.labels[c], "prob": base,
                 "probs": {lab: float(probs[0][i]) for i, lab in enumerate(self.labels)},
                 "method": ATTRIBUTION_METHOD, "words": words, "scored": len(scored), "n_words": len(units),
-                "truncated": cut, "timed_out": timed_out}
+                "truncated": cut, "timed_out": timed_out, "seen_as": "tokens"}
 
 
 def _pad_batch(seqs: list[list[int]], pad: int, bptt: int):
@@ -301,6 +302,7 @@ class LanguageModel(AwdModel):
     kind = "language_model"
     tasks = frozenset({GENERATE})
     what = "a language model"
+    noun = "language model"
 
     def generate(self, prompt, n_words=40, temperature=0.75, n_samples=1, seed=0, top_k=TOP_K):
         """Sample continuations of `prompt`. Each sample `i` draws from its own generator seeded `seed + i`, so the

@@ -60,6 +60,9 @@ class Ensemble(Model):
     kind = KIND
     tasks = frozenset({CLASSIFY})
     what = "an ensemble of sentiment classifiers"
+    noun = "ensemble"
+    no_fastai_export = ("The bundle carries each member's own bundle, so importing it installs the whole ensemble. "
+                        "An ensemble has no fastai export: it has no weights of its own.")
 
     @classmethod
     def open(cls, model_id):

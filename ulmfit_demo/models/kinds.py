@@ -65,6 +65,9 @@ class Model:
     kind: str = ""
     tasks: frozenset = frozenset()
     what: str = "model"  # in words, for messages: "a TF-IDF baseline"
+    noun: str = "model"  # what a listing calls one: "TF-IDF baseline"
+    # Why fastai's `learn.export()` pickle is not offered for this kind (None: it is).
+    no_fastai_export: str | None = None
 
     def __init__(self, model_id: str | None, meta: dict):
         self.id = model_id
@@ -109,7 +112,8 @@ class Model:
 
     def attributions(self, text: str, work: int, budget_s: float | None = None) -> dict:
         """`{"label", "prob", "probs", "method", "words": [{"text", "score", "tokens"}], "scored", "n_words",
-        "truncated"}`: positive scores pushed towards the verdict (see each kind's `method`)."""
+        "truncated", "seen_as"}`: positive scores pushed towards the verdict (see each kind's `method`); `seen_as`
+        says what units the model read ("tokens", "words"; absent when its members each read their own)."""
         raise InferenceError(self.cannot(CLASSIFY))
 
     def generate(self, prompt: str, n_words: int, temperature: float, n_samples: int, seed: int,
@@ -177,6 +181,11 @@ def kind_class(kind: str) -> type[Model]:
         return CLASSES[kind]
     except KeyError:
         raise ModelError(f"Unknown model kind {kind!r}: this app knows {', '.join(sorted(CLASSES))}.") from None
+
+
+def able(task: str) -> tuple[str, ...]:
+    "The kinds that can do `task`, in the order they registered."
+    return tuple(k for k, cls in CLASSES.items() if task in cls.tasks)
 
 
 def can(row: dict, task: str) -> bool:

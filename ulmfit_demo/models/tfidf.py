@@ -28,6 +28,9 @@ class Baseline(Model):
     kind = "baseline"
     tasks = frozenset({CLASSIFY})
     what = "a TF-IDF baseline"
+    noun = "TF-IDF baseline"
+    no_fastai_export = ("A baseline has no fastai export: it is scikit-learn (TF-IDF + logistic regression), not a "
+                        "fastai model. Its bundle's README shows how to use it with numpy and scikit-learn.")
 
     def __init__(self, loaded):
         super().__init__(loaded.id, loaded.meta)
@@ -89,7 +92,7 @@ class Baseline(Model):
         return {"label": self.labels[c], "prob": float(p[c]),
                 "probs": {lab: float(p[i]) for i, lab in enumerate(self.labels)},
                 "method": ATTRIBUTION_METHOD, "words": words, "scored": len(words), "n_words": len(words),
-                "truncated": cut, "scale": "logit"}
+                "truncated": cut, "scale": "logit", "seen_as": "words"}
 
     def describe(self) -> dict:
         return {**super().describe(), "arch": "TF-IDF + logistic regression"}

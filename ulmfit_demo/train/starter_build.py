@@ -35,9 +35,12 @@ import numpy as np
 import pandas as pd
 
 from ulmfit_demo import config as appconfig
+from ulmfit_demo.data import corpora
 from ulmfit_demo.io import atomic_torch_save
-from ulmfit_demo.train import precision, starter
-from ulmfit_demo.train.starter import StarterError
+from ulmfit_demo.models import starter
+from ulmfit_demo.models.starter import StarterError
+from ulmfit_demo.train import precision, stages
+from ulmfit_demo.train.presets import Config
 
 
 @dataclass(frozen=True)
@@ -121,11 +124,7 @@ def prepare(cfg: StarterConfig, load=None, log=print) -> Path:
 
 
 def _prepare(prep: Path, cfg: StarterConfig, load, log) -> None:
-    from ulmfit_demo.train import stages
-
     if load is None:
-        from ulmfit_demo.data import corpora
-
         load = corpora.load
     t0 = time.time()
     docs = _docs(cfg, load)
@@ -234,8 +233,6 @@ class Prepared:
 # ------------------------------------------------------------------------------------------------------ training
 
 def _run_config(cfg: StarterConfig, backwards: bool):
-    from ulmfit_demo.train.presets import Config
-
     return Config(tokenizer="subword", sp_vocab_sz=cfg.sp_vocab_sz, emb_sz=cfg.emb_sz, n_hid=cfg.n_hid,
                   n_layers=cfg.n_layers, bs=cfg.bs, seq_len=cfg.seq_len, drop_mult_lm=cfg.drop_mult, wd=cfg.wd,
                   pretrained="none", seed=cfg.seed, backwards=backwards)
@@ -255,8 +252,6 @@ def train(cfg: StarterConfig, direction: str, data: Prepared, resume: bool, log=
     from fastai.callback.core import Callback, CancelFitException
     from fastai.text.all import DataLoaders, GradientClip
     from fastai.torch_core import set_seed
-
-    from ulmfit_demo.train import stages
 
     backwards = DIRS[direction]
     ddir = direction_dir(cfg, data, direction)
@@ -380,8 +375,6 @@ def evaluate(model, vocab: list[str], data: Prepared, backwards: bool, cfg: Star
         groups = {s: [(data.doc(int(i), backwards), int(data.meta["words"].values[i])) for i in data.valid_idx
                       if srcs[i] == s] for s in dict.fromkeys(srcs[data.valid_idx])}
     else:
-        from ulmfit_demo.train import stages
-
         tok = stages.Tok("subword", Path(sp_model))
         o2i = {t: i for i, t in enumerate(vocab)}
         groups = {}
@@ -417,8 +410,6 @@ def evaluate(model, vocab: list[str], data: Prepared, backwards: bool, cfg: Star
 def _model_from_state(state: dict, vocab_len: int, cfg: StarterConfig):
     from fastai.text.all import AWD_LSTM, get_language_model
 
-    from ulmfit_demo.train import stages
-
     m = get_language_model(AWD_LSTM, vocab_len, config=stages.lm_config(_run_config(cfg, False)), drop_mult=0.)
     m.load_state_dict(state)
     return m
@@ -428,8 +419,6 @@ def finish(cfg: StarterConfig, direction: str, data: Prepared, state: dict, out:
     "Measure the trained direction and write its starter folder (staging, then one rename)."
     import torch
     from safetensors.torch import save_file
-
-    from ulmfit_demo.train import stages
 
     backwards = DIRS[direction]
     ck = torch.load(direction_dir(cfg, data, direction) / "checkpoint.pth", map_location="cpu", weights_only=True)
@@ -498,8 +487,6 @@ def finish(cfg: StarterConfig, direction: str, data: Prepared, state: dict, out:
 
 def _held_out_texts(cfg: StarterConfig, data: Prepared) -> dict:
     "The raw texts of the held-out documents, per source (to measure a model with other pieces on them)."
-    from ulmfit_demo.data import corpora
-
     docs = _docs(cfg, corpora.load)
     docs = docs.iloc[np.random.RandomState(cfg.seed).permutation(len(docs))].reset_index(drop=True)
     docs = docs[data.meta["valid"].values]

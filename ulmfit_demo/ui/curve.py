@@ -12,6 +12,7 @@ from ulmfit_demo.data import corpora
 from ulmfit_demo.runs import curve, store, views
 from ulmfit_demo.train import presets
 from ulmfit_demo.train.presets import ConfigError
+from ulmfit_demo.ui import common
 
 COLORS = {"baseline": "#8c8c8c", "ulmfit": "#1f77b4", "scratch": "#ff7f0e"}
 SHORT = {"baseline": "TF-IDF baseline", "ulmfit": "ULMFiT", "scratch": "from scratch"}  # table columns, chips
@@ -142,8 +143,6 @@ def form(runs: list[dict]) -> None:
 
 
 def ui_corpus(name: str):
-    from ulmfit_demo.ui import common
-
     return common.current_corpus(name)
 
 

@@ -11,11 +11,9 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from ulmfit_demo import config, models
+from ulmfit_demo.models import kinds
 
-KIND_WORDS = {"classifier": "sentiment classifier", "language_model": "language model",
-              "baseline": "TF-IDF baseline", "ensemble": "ensemble"}
-# What a picker of sentiment models offers: ULMFiT classifiers, and the baselines and ensembles that predict as they do.
-SENTIMENT_KINDS = ("classifier", "baseline", "ensemble")
+KIND_WORDS = {k: cls.noun for k, cls in kinds.CLASSES.items()}
 POSITIVE = "#1a7f37"
 NEGATIVE = "#cf222e"
 OTHER = ["#0969da", "#8250df", "#bf8700", "#1b7c83", "#953800"]
@@ -46,7 +44,7 @@ def model_title(row: dict) -> str:
     "How a model is named in pickers: its name, what it scored, when it was made."
     m = row.get("metrics") or {}
     bits = []
-    if "accuracy" in m and row["kind"] in SENTIMENT_KINDS:
+    if "accuracy" in m and kinds.can(row, kinds.CLASSIFY):
         bits.append(f"accuracy {m['accuracy']:.0%}")
     if "perplexity" in m:
         bits.append(f"perplexity {m['perplexity']:.0f}")
@@ -72,15 +70,15 @@ def train_link(what: str = "model") -> None:
     st.markdown("Open **Train** in the menu on the left.")
 
 
-def pick_model(kind: str | tuple, key: str, label: str = "Model", where=None, exclude: str | None = None,
+def pick_model(task: str, key: str, label: str = "Model", where=None, exclude: str | None = None,
                show: bool = True) -> dict | None:
-    """A select box of registered models of `kind` (or of any of a tuple of kinds), newest first (the newest is the
-    default). Returns the chosen registry row, or None when there is none. With `show=False` the choice is kept but
-    the box is not drawn."""
-    kinds = (kind,) if isinstance(kind, str) else tuple(kind)
+    """A select box of the registered models that can do `task` (`kinds.CLASSIFY`: classifiers, baselines,
+    ensembles; `kinds.GENERATE`: language models), newest first (the newest is the default). Returns the chosen
+    registry row, or None when there is none. With `show=False` the choice is kept but the box is not drawn."""
+    able = kinds.able(task)
     # One kind: the registry's list of that kind, which for language models includes the shipped starter.
-    listed = models.list_models(kinds[0]) if len(kinds) == 1 else models.list_models()
-    rows = [r for r in listed if r["kind"] in kinds and r["id"] != exclude]
+    listed = models.list_models(able[0]) if len(able) == 1 else models.list_models()
+    rows = [r for r in listed if r["kind"] in able and r["id"] != exclude]
     if not rows:
         return None
     ids = [r["id"] for r in rows]
@@ -95,7 +93,7 @@ def pick_model(kind: str | tuple, key: str, label: str = "Model", where=None, ex
             st.session_state[key] = st.session_state[keep]
         st.session_state[keep] = (where or st).selectbox(
             label, ids, key=key, format_func=lambda i: model_title(by_id[i]),
-            help="Trained " + _and([KIND_WORDS[k] + "s" for k in kinds]) + " on this machine, newest first"
+            help="Trained " + _and([KIND_WORDS[k] + "s" for k in able]) + " on this machine, newest first"
                  + (", then the ones shipped with the app." if any(r.get("origin") == "bundled" for r in rows)
                     else "."))
     return by_id[st.session_state[keep]]
@@ -288,13 +286,14 @@ def judge_table(rows: list[dict]):
         v = m.get(k)
         return fmt.format(v) if isinstance(v, (int, float)) and math.isfinite(v) else ""
 
-    kinds = {"classifier": "ULMFiT classifier", "baseline": "baseline", "ensemble": "ensemble"}
-    out = [{"name": r["name"], "kind": kinds[r["kind"]],
+    # Shorter words than KIND_WORDS: a table column, where "ULMFiT" says which side of the comparison a row is on.
+    names = {"classifier": "ULMFiT classifier", "baseline": "baseline", "ensemble": "ensemble"}
+    out = [{"name": r["name"], "kind": names.get(r["kind"], KIND_WORDS.get(r["kind"], r["kind"])),
             "corpus": r["corpus"], "accuracy": cell(r["metrics"], "accuracy", "{:.1%}"),
             "baseline accuracy": cell(r["metrics"], "baseline_accuracy", "{:.1%}"),
             "ECE (calibrated)": cell(r["metrics"], "ece", "{:.3f}"),
             "OOD accuracy": cell(r["metrics"], "ood_accuracy", "{:.1%}")}
-           for r in rows if r["kind"] in SENTIMENT_KINDS]
+           for r in rows if kinds.can(r, kinds.CLASSIFY)]
     return pd.DataFrame(out, columns=["name", "kind", "corpus", "accuracy", "baseline accuracy", "ECE (calibrated)",
                                       "OOD accuracy"])
 

@@ -152,7 +152,7 @@ class Classifier(AwdModel):
 
     def predict_batch(self, texts, progress=None):
         """Tokenized in one spaCy pipe per step, batched longest-first and padded as fastai pads. A verdict never
-        depends on its batch-mates (`_concat_pool`), so the steps change nothing but the wait; the lock is released
+        depends on its batch-mates (`concat_pool`), so the steps change nothing but the wait; the lock is released
         between steps."""
         todo, kept, results = blank_rows(texts)
         probs: list = []
@@ -194,7 +194,7 @@ class Classifier(AwdModel):
                 "truncated": cut, "timed_out": timed_out, "seen_as": "tokens"}
 
 
-def _pad_batch(seqs: list[list[int]], pad: int, bptt: int):
+def pad_batch(seqs: list[list[int]], pad: int, bptt: int):
     """Pad like fastai's `pad_input_chunk`: whole chunks of `bptt` pads in front, the remainder after the text, so
     the encoder can skip rows that are all padding in a chunk and the pooling masks the rest. Returns the batch and
     where each row's text starts."""
@@ -209,7 +209,7 @@ def _pad_batch(seqs: list[list[int]], pad: int, bptt: int):
     return torch.tensor(rows, dtype=torch.long), starts
 
 
-def _encode(enc, x, starts: list[int]):
+def encode(enc, x, starts: list[int]):
     """fastai's `SentenceEncoder.forward`, chunk by chunk with the hidden state carried, where a row joins at the
     chunk its text starts in. fastai finds those rows by looking for padding at the chunk's first column, which
     also drops a shorter text whose neighbour's end-padding covers that column: its verdict would then depend on
@@ -232,7 +232,7 @@ def _encode(enc, x, starts: list[int]):
     return torch.cat(outs, dim=1), torch.cat(masks, dim=1)
 
 
-def _concat_pool(out, mask):
+def concat_pool(out, mask):
     """[last real token, max pool, avg pool], as fastai's `masked_concat_pool`, but with the last token found from the
     mask itself. fastai counts the pads in the last `bptt` positions, which points into the front padding when a
     short text's remainder padding and its chunk padding share that window: then a review's verdict would depend on
@@ -268,9 +268,9 @@ def class_probs(m: Classifier, seqs: list[list[int]], precision: str | None = No
             longest = len(seqs[order[k]])
             bs = max(1, min(MAX_BS, TOKEN_BUDGET // max(longest, 1)))
             idx = order[k:k + bs]
-            x, starts = _pad_batch([seqs[i] for i in idx], pad, bptt)
-            enc_out, mask = _encode(model[0], x, starts)
-            logits = model[1].layers(_concat_pool(enc_out.float(), mask))  # a bf16 encoder pools in fp32
+            x, starts = pad_batch([seqs[i] for i in idx], pad, bptt)
+            enc_out, mask = encode(model[0], x, starts)
+            logits = model[1].layers(concat_pool(enc_out.float(), mask))  # a bf16 encoder pools in fp32
             out[idx] = torch.softmax(logits.float() / temp, dim=-1)
             k += bs
     return out

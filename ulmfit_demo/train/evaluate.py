@@ -5,7 +5,7 @@ full report (`judge_learner`: baseline on the same split, calibration, out-of-do
 import numpy as np
 
 from ulmfit_demo.judge import report
-from ulmfit_demo.models.awd import _concat_pool, _encode, _pad_batch
+from ulmfit_demo.models.awd import concat_pool, encode, pad_batch
 
 
 def clas_logits(learn, toks: list[list[str]], backwards: bool = False, bs: int = 64):
@@ -29,9 +29,9 @@ def clas_logits(learn, toks: list[list[str]], backwards: bool = False, bs: int =
         with torch.no_grad():
             for k in range(0, len(order), bs):
                 idx = order[k:k + bs]
-                x, starts = _pad_batch([seqs[i] for i in idx], model[0].pad_idx, model[0].bptt)
-                enc_out, mask = _encode(model[0], x.to(dev), starts)
-                out[idx] = model[1].layers(_concat_pool(enc_out, mask)).float().cpu().numpy()
+                x, starts = pad_batch([seqs[i] for i in idx], model[0].pad_idx, model[0].bptt)
+                enc_out, mask = encode(model[0], x.to(dev), starts)
+                out[idx] = model[1].layers(concat_pool(enc_out, mask)).float().cpu().numpy()
     finally:
         model.reset()
         model.train(was_training)

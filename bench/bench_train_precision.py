@@ -90,7 +90,8 @@ def prepare(work: Path, n_train_tokens: int, n_valid_docs: int) -> tuple[Path, P
     import pandas as pd
 
     from ulmfit_demo.data import corpora
-    from ulmfit_demo.train import starter, stages
+    from ulmfit_demo.models import starter
+    from ulmfit_demo.train import stages
 
     _, vocab, spm_path, _ = starter.load()
     df = corpora.load("imdb").df

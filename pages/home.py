@@ -3,7 +3,8 @@ import streamlit as st
 
 from ulmfit_demo import config, models, system
 from ulmfit_demo.data import corpora
-from ulmfit_demo.train import pretrained, starter
+from ulmfit_demo.models import starter
+from ulmfit_demo.train import pretrained
 from ulmfit_demo.ui import common as ui
 
 ui.setup_page("ULMFiT Studio", ":material/school:")

@@ -22,7 +22,7 @@ def test_fresh_machine_writes_with_the_starter_and_says_what_it_is():
     "An empty home: the shipped starter is picked, described from its card, and writes from the default prompt."
     import json
 
-    from ulmfit_demo.train import starter
+    from ulmfit_demo.models import starter
 
     card = json.loads((starter.folder() / "card.json").read_text())
     at = run()

@@ -15,7 +15,8 @@ from test_training import run_in_process
 from ulmfit_demo import models
 from ulmfit_demo.models import inference
 from ulmfit_demo.runs import store
-from ulmfit_demo.train import presets, start, starter
+from ulmfit_demo.models import starter
+from ulmfit_demo.train import presets, start
 
 REPO = Path(__file__).resolve().parent.parent
 TINY_STARTER = dict(corpora=["demo"], sp_vocab_sz=600, sp_train_chars=100_000, emb_sz=16, n_hid=32, n_layers=1, bs=8,

@@ -7,8 +7,9 @@ import html
 import streamlit as st
 
 from ulmfit_demo.data import corpora
+from ulmfit_demo.models import starter
 from ulmfit_demo.runs import launcher, recipe, store
-from ulmfit_demo.train import presets, pretrained, starter
+from ulmfit_demo.train import presets, pretrained
 from ulmfit_demo.train.presets import ConfigError
 from ulmfit_demo.ui import common as ui
 from ulmfit_demo.ui.train_knobs import KNOB_HELP, custom_config, on_base_change

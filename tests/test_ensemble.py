@@ -175,6 +175,20 @@ def test_attributions_are_occlusion_of_the_ensemble_itself(trio, capsys):
     assert one["words"][0]["score"] is None  # nothing is left to judge once the only word is removed
 
 
+def test_attributions_under_a_time_budget_stop_early_and_say_so(trio, capsys):
+    "A page's budget holds for an ensemble too: the whole text is always judged, the words scored in time only."
+    eid = build(capsys, trio["flip"], trio["clas"], name="flip+fwd")
+    text = " ".join(["the plot was superb and the cast"] * 6)  # 42 words: three steps of BUDGET_STEP texts
+    whole = inference.attributions(eid, text)
+    assert whole["scored"] == whole["n_words"] == 42 and whole["timed_out"] is False
+    cut = inference.attributions(eid, text, budget_s=0)  # spent after the first step
+    assert cut["timed_out"] is True and cut["scored"] == ensemble.BUDGET_STEP - 1 < cut["n_words"] == 42
+    assert cut["probs"] == pytest.approx(whole["probs"], abs=1e-6) and cut["label"] == whole["label"]
+    assert [w["score"] for w in cut["words"][:cut["scored"]]] == pytest.approx(
+        [w["score"] for w in whole["words"][:cut["scored"]]], abs=1e-6)
+    assert all(w["score"] is None for w in cut["words"][cut["scored"]:])
+
+
 # ---------------------------------------------------------------------------------------------------- refusals
 
 def _state():

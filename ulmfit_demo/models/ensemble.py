@@ -24,6 +24,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 import zipfile
 from pathlib import Path
 from typing import Callable
@@ -44,6 +45,8 @@ ATTRIBUTION_METHOD = ("Occlusion on the ensemble: each word's score is how much 
                       "verdict (the weighted mean of its members' probabilities) drops when that word alone is removed "
                       "from the text; every member reads every variant. Negative: removing it makes the ensemble more "
                       "sure.")
+# Texts per step of word scores under a time budget: the clock is read between steps (each member reads each text).
+BUDGET_STEP = 16
 # A word for occlusion is what a reader sees as one: a run of non-spaces, punctuation attached.
 _WORD = re.compile(r"\S+")
 
@@ -107,15 +110,23 @@ class Ensemble(Model):
     def attributions(self, text, work=ATTR_WORK, budget_s=None):
         """Word scores by occlusion of the ensemble itself (`ATTRIBUTION_METHOD`), plus `members` (each member's
         verdict on the whole text). The members' own attributions are not mixed: an AWD-LSTM's occlusion and a
-        baseline's linear weights are on different scales. `work` and `budget_s` are not applied (yet): every
-        member reads every variant, at most MAX_ATTR_WORDS words and fewer for long texts."""
+        baseline's linear weights are on different scales. At most MAX_ATTR_WORDS words, fewer for long texts
+        (words x words <= `work`); with `budget_s`, variants are scored in steps of BUDGET_STEP texts until that many
+        seconds have passed and the rest are left unscored (`timed_out`), as an AWD-LSTM's are."""
         text, cut = check_text(text)
         spans = [m.span() for m in _WORD.finditer(text)]
-        # As for an AWD-LSTM: at most MAX_ATTR_WORDS words, fewer for long texts (words x words <= ATTR_WORK).
-        n = max(1, min(MAX_ATTR_WORDS, ATTR_WORK // max(len(spans), 1)))
+        n = max(1, min(MAX_ATTR_WORDS, work // max(len(spans), 1)))
         scored = spans[:n]
-        variants = [_without(text, a, b) for a, b in scored]
-        rows = self.predict_batch([text] + variants)
+        todo = [text] + [_without(text, a, b) for a, b in scored]
+        if budget_s is None:
+            rows = self.predict_batch(todo)
+        else:
+            t0, rows = time.perf_counter(), []
+            for k in range(0, len(todo), BUDGET_STEP):  # the whole text first, always
+                rows += self.predict_batch(todo[k:k + BUDGET_STEP])
+                if time.perf_counter() - t0 > budget_s:
+                    break
+        scored = scored[:len(rows) - 1]
         full = rows[0]
         lab = full["label"]
         base = full["probs"][lab]
@@ -126,7 +137,8 @@ class Ensemble(Model):
             score = base - r["probs"][lab] if r is not None and r["label"] is not None else None
             words.append({"text": text[a:b], "score": score, "tokens": [text[a:b]]})
         return {"label": lab, "prob": base, "probs": full["probs"], "method": ATTRIBUTION_METHOD, "words": words,
-                "scored": len(scored), "n_words": len(spans), "truncated": cut, "members": full["members"]}
+                "scored": len(scored), "n_words": len(spans), "truncated": cut, "members": full["members"],
+                "timed_out": len(rows) < len(todo)}
 
     def export_bundle(self, z):
         "Its metadata, a README and each member's own bundle."

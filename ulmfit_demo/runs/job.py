@@ -1,28 +1,39 @@
-"""One run's work (`Job`): its corpus tokenized once, then each stage in order (pretrain, LM fine-tuning, classifier,
-or the LR finder), each fitted through `train.stages` with the store callback, checkpointed every epoch and saved
-as a model. Stages that finished in an earlier attempt are skipped; the stage in progress continues from its
-checkpoint. The process around it (signals, final status, the next queued run) is `worker`. A `baseline` run
-(`baseline_stage`) skips all of that: scikit-learn fits the TF-IDF baseline on the raw text; so does an `ensemble`
-run (`ensemble_stage`), which averages finished runs' classifiers and measures them.
+"""One run's work (`Job`): the machinery every run kind shares, and the dispatch to the kind's stages. Shared: the
+config, the run folder and its `state.json` (stages done, their steps, models and figures, where the LM started),
+the store (heartbeat, summary, metrics read back), events through the sink, cancelling, and for the fastai stages
+fitting phases with the store callback, checkpointed every epoch and resumed from the last one, then saving the
+learner as a model. The process around it (signals, final status, the next queued run) is `worker`.
 
-About 520 lines in one class on purpose: the stages share the job's state (documents, tokenizer, source run,
-device, step count, where the LM started), and splitting them apart would only pass that state around. A run of
-several processes (`distrib`) runs this same class in every process: rank 0 writes, the others follow. Never imports
-streamlit; fastai and torch are imported inside methods.
+What each kind does is its stage module, mixed into `Job` (they share its state): `lm_stage` (`lm`, `pretrain`),
+`clas_stage` (`clas`), `lr_find_stage` (`lr_find`); an `ulmfit` run is the LM stage then the classifier's, on one
+tokenizing of its corpus (`execute_stages`). `baseline_stage`, `ensemble_stage` and `curve_stage` are kinds with a
+flow of their own (no tokenizing for the first two). Stages that finished in an earlier attempt are skipped; the
+stage in progress continues from its checkpoint. A run of several processes (`distrib`) runs this same class in
+every process: rank 0 writes, the others follow. Never imports streamlit; imports fastai (the store callback).
 """
+import contextlib
 import json
 import os
 import time
 from pathlib import Path
 
-from ulmfit_demo import config
-from ulmfit_demo.data import corpora
-from ulmfit_demo.runs import distrib, store
+from ulmfit_demo import config, models, system
+from ulmfit_demo.data import combined, corpora
+from ulmfit_demo.models import starter
+from ulmfit_demo.runs import checkpoint, distrib, store
 from ulmfit_demo.runs.baseline_stage import BaselineStage
+from ulmfit_demo.runs.callback import FAULT_NAN_ENV, FAULT_OOM_ENV, FaultInjector, RunReporter
+from ulmfit_demo.runs.clas_stage import ClasStage
 from ulmfit_demo.runs.curve_stage import CurveStage
 from ulmfit_demo.runs.ensemble_stage import EnsembleStage
-from ulmfit_demo.train import precision, presets
+from ulmfit_demo.runs.lm_stage import LMStage
+from ulmfit_demo.runs.lr_find_stage import LrFindStage
+from ulmfit_demo.train import precision, presets, stages, start
 from ulmfit_demo.train.presets import Config, ConfigError
+
+# The stages of the kinds that tokenize their corpus and fit fastai learners (`execute_stages`), in order.
+KIND_STAGES = {"ulmfit": ["lm", "clas"], "lm": ["lm"], "clas": ["clas"], "pretrain": ["pretrain"],
+               "lr_find": ["lr_find"]}
 
 
 class RunCancelled(Exception):
@@ -33,7 +44,7 @@ def _state_path(rdir: Path) -> Path:
     return rdir / "state.json"
 
 
-class Job(BaselineStage, EnsembleStage, CurveStage):
+class Job(LMStage, ClasStage, LrFindStage, BaselineStage, EnsembleStage, CurveStage):
     """One run: data -> stages -> models. Stages that finished in an earlier attempt are skipped; the stage in
     progress continues from its checkpoint (`checkpoints/<stage>.pth`)."""
 
@@ -82,9 +93,6 @@ class Job(BaselineStage, EnsembleStage, CurveStage):
         return out
 
     def save_model(self, learn, stage: str, tok, metrics: dict, judged: dict | None = None) -> str:
-        from ulmfit_demo import models
-        from ulmfit_demo.train import stages
-
         kind = "classifier" if stage == "clas" else "language_model"
         what = {"clas": "classifier", "lm": "fine-tuned LM", "pretrain": "pretrained LM"}[stage]
         tail = f" {what} ({self.run.get('preset') or 'Custom'}, run {self.id})"
@@ -106,11 +114,8 @@ class Job(BaselineStage, EnsembleStage, CurveStage):
             raise RuntimeError(f"Training of the {what} finished, but saving the model failed: "
                                f"{type(e).__name__}: {e}") from e
 
+    # ------------------------------------------------------------------------------------------------ fitting
     def reporter(self, stage: str, step: int, learn, phases, tok=None, vocab=None, lm: bool = False):
-        from ulmfit_demo.runs import checkpoint
-        from ulmfit_demo.runs.callback import FAULT_NAN_ENV, FAULT_OOM_ENV, FaultInjector, RunReporter
-        from ulmfit_demo.train import stages
-
         def on_epoch(rep):
             if not distrib.is_main():  # rank 0 checkpoints and samples for every process of the run
                 return
@@ -139,15 +144,12 @@ class Job(BaselineStage, EnsembleStage, CurveStage):
 
     def run_phases(self, stage: str, learn, phases, base_step: int, tok=None, vocab=None, lm=False) -> int:
         "Fit `phases`, continuing from this stage's checkpoint if there is one. Returns the global step after."
-        from ulmfit_demo.runs import checkpoint
-        from ulmfit_demo.train import stages
-
         ck = self.ckdir / f"{stage}.pth"
-        start, step, restore = (0, 0), base_step, None
+        resume_at, step, restore = (0, 0), base_step, None
         if ck.exists():
             saved = checkpoint.load(ck, map_location=self.device_type)
             meta = saved["meta"]
-            start, step = (meta["phase"], meta["epochs_done"]), meta["step"]
+            resume_at, step = (meta["phase"], meta["epochs_done"]), meta["step"]
             restore = lambda l, with_opt: checkpoint.restore(l, saved, with_opt)  # noqa: E731
             self.sink.event("resumed", f"Continuing {stage} from its checkpoint after epoch {meta['stage_epoch'] + 1}"
                                        f" (step {step}).", data=meta)
@@ -164,21 +166,27 @@ class Job(BaselineStage, EnsembleStage, CurveStage):
                                                      "start_epoch": e0, "lr": ph.lr, "freeze_to": ph.freeze_to,
                                                      "discriminative": ph.lr_div is not None})
 
+        def fit():
+            with self.parallel(learn):
+                stages.fit_phases(learn, phases, cbs=cbs, start=resume_at, restore=restore, on_phase=on_phase,
+                                  is_cancelled=lambda: rep.cancelled_fit)
+
+        self.fitting(rep, fit)
+        return rep.step
+
+    def fitting(self, rep, fit):
+        "`fit()` with the sink told that a fit runs; a cancel asked for during it ends the run (`RunCancelled`)."
         self.sink.in_fit = True
         try:
-            with self.parallel(learn):
-                stages.fit_phases(learn, phases, cbs=cbs, start=start, restore=restore, on_phase=on_phase,
-                                  is_cancelled=lambda: rep.cancelled_fit)
+            out = fit()
         finally:
             self.sink.in_fit = False
         if rep.cancelled_fit or self.sink.stop:
             raise RunCancelled()
-        return rep.step
+        return out
 
     def parallel(self, learn):
         "fastai's distributed trainer when this run has several processes (DDP over gloo or NCCL), else nothing."
-        import contextlib
-
         return distrib.trainer(learn) if distrib.distributed() else contextlib.nullcontext()
 
     def rank0_first(self, fn):
@@ -192,11 +200,43 @@ class Job(BaselineStage, EnsembleStage, CurveStage):
 
     # ------------------------------------------------------------------------------------------------ run
     def execute(self) -> dict:
-        from ulmfit_demo import system
-        from ulmfit_demo.train import stages
+        "The run's work, by its kind; returns its final model id, metrics and models."
+        own = {"baseline": self.execute_baseline, "ensemble": self.execute_ensemble, "curve": self.execute_curve}
+        return own.get(self.kind, self.execute_stages)()
 
-        if self.kind == "curve":  # a label-efficiency curve point: its own stage (`curve_stage`)
-            return self.execute_curve()
+    def execute_stages(self) -> dict:
+        "A kind of `KIND_STAGES`: device, starting weights, the corpus tokenized once, then each stage not yet done."
+        self.setup_device()
+        self.resolve_start()
+        corpus, docs = self.load_docs()
+        src = self.source_run()
+        docs, tok = self.tokenize(docs, src)
+        self.docs, self.tok, self.src = docs, tok, src
+
+        todo = KIND_STAGES[self.kind]
+        self.clas_frame = None
+        if "clas" in todo:
+            self.clas_frame = corpora.classifier_frame(corpora.Corpus(corpus.name, docs))
+        self.total_steps = None
+        for stage in todo:
+            if stage in self.state["done"]:
+                continue
+            self.stage = stage  # what a failure message names (the worker reads it)
+            getattr(self, f"stage_{stage}")()
+            distrib.barrier()  # the next stage reads what rank 0 saved (the LM's encoder)
+            self.check_cancel()
+        saved = self.state["models"]
+        final = saved.get("clas") or saved.get("lm") or saved.get("pretrain")
+        metrics = {}
+        for st in ("pretrain", "lm"):
+            metrics.update({(f"lm_{k}" if "clas" in todo else k): v
+                            for k, v in self.state["metrics"].get(st, {}).items()})
+        metrics.update(self.state["metrics"].get("clas", {}))
+        metrics.update(self.state["metrics"].get("lr_find", {}))
+        return {"model_id": final, "metrics": metrics, "models": saved}
+
+    def setup_device(self):
+        "Threads, device and precision for this run, said in its events (and a GPU gone since, loudly)."
         cfg = self.cfg
         stages.set_threads(cfg)
         dev, prec = stages.resolve_device(cfg)
@@ -222,15 +262,13 @@ class Job(BaselineStage, EnsembleStage, CurveStage):
         self.state["device_type"] = dev
         self.save_state()
 
-        cfg = self.resolve_start()
-        corpus, docs = self.load_docs()
-
-        src = self.source_run()
+    def tokenize(self, docs, src: dict | None):
+        """(docs with their tokens, the tokenizer). Subwords start from the pieces of the weights the LM starts from
+        (the starter's, or the source run's), copied so this run's folder stands on its own (a later run may start
+        from it)."""
+        cfg = self.cfg
         sp_model = None
         if cfg.pretrained == "starter":
-            # The starter's pieces, copied so this run's folder stands on its own (a later run may start from it).
-            from ulmfit_demo.train import starter
-
             sp_model = self.rdir / "spm" / "spm.model"
             if not sp_model.exists():
                 config.atomic_write(sp_model, (starter.folder(cfg.backwards) / "spm.model").read_bytes())
@@ -240,8 +278,6 @@ class Job(BaselineStage, EnsembleStage, CurveStage):
                 raise ConfigError(f"Run {src['id']} used the {scfg.get('tokenizer')} tokenizer; this run must use "
                                   f"the same one to start from its weights.")
             if cfg.tokenizer == "subword":
-                # Same pieces as the weights were trained on; copied so this run's folder stands on its own
-                # (a later run may start from this one).
                 sp_model = self.rdir / "spm" / "spm.model"
                 if not sp_model.exists():
                     sp_model.parent.mkdir(parents=True, exist_ok=True)
@@ -254,30 +290,7 @@ class Job(BaselineStage, EnsembleStage, CurveStage):
         self.sink.event("tokenize", f"Tokenized {len(docs):,} texts into {sum(map(len, docs['tokens'])):,} tokens "
                                     f"in {time.time() - t0:.1f}s")
         self.check_cancel()
-        self.docs, self.tok, self.src = docs, tok, src
-
-        stages = {"ulmfit": ["lm", "clas"], "lm": ["lm"], "clas": ["clas"], "pretrain": ["pretrain"],
-                  "lr_find": ["lr_find"]}[self.kind]
-        self.clas_frame = None
-        if "clas" in stages:
-            self.clas_frame = corpora.classifier_frame(corpora.Corpus(corpus.name, docs))
-        self.total_steps = None
-        for stage in stages:
-            if stage in self.state["done"]:
-                continue
-            self.stage = stage  # what a failure message names (the worker reads it)
-            getattr(self, f"stage_{stage}")()
-            distrib.barrier()  # the next stage reads what rank 0 saved (the LM's encoder)
-            self.check_cancel()
-        models = self.state["models"]
-        final = models.get("clas") or models.get("lm") or models.get("pretrain")
-        metrics = {}
-        for st in ("pretrain", "lm"):
-            metrics.update({(f"lm_{k}" if "clas" in stages else k): v
-                            for k, v in self.state["metrics"].get(st, {}).items()})
-        metrics.update(self.state["metrics"].get("clas", {}))
-        metrics.update(self.state["metrics"].get("lr_find", {}))
-        return {"model_id": final, "metrics": metrics, "models": models}
+        return docs, tok
 
     def load_docs(self):
         "(corpus, the run's non-empty texts): sampled as the config says and validated again (it may have changed)."
@@ -298,8 +311,6 @@ class Job(BaselineStage, EnsembleStage, CurveStage):
     def record_rows(self, docs):
         """`rows.json` in the run folder: which rows of which corpus this run read (`combined.record`: per part, its
         counts per split x label and the row ids as ranges), and a one-line summary in the run's events and summary."""
-        from ulmfit_demo.data import combined
-
         rec = combined.record(docs, self.run["corpus"], self.cfg.seed, self.cfg.max_docs)
         if not distrib.is_main():
             return
@@ -309,20 +320,9 @@ class Job(BaselineStage, EnsembleStage, CurveStage):
                                             "sources": {k: v["n_rows"] for k, v in rec["sources"].items()}})
         self.sink.event("corpus", line, data={"n_rows": rec["n_rows"]})
 
-    def _lm_steps(self, n_batches: int, phases) -> int:
-        from ulmfit_demo.train import stages
-
-        total = n_batches * sum(p.epochs for p in phases)
-        if self.clas_frame is not None:
-            n = int((~self.clas_frame["is_valid"]).sum()) // self.cfg.bs
-            total += n * sum(p.epochs for p in stages.clas_phases(self.cfg))
-        return total
-
     def resolve_start(self) -> Config:
         """Resolve `pretrained="auto"` once (WT103, else the bundled starter, else scratch) and keep the answer in the
         run's state, so a resumed run starts from the same weights with the same shape."""
-        from ulmfit_demo.train import start
-
         if "start" not in self.state:
             cfg, info = start.resolve(self.cfg, self.kind)
             self.state["start"] = {**info, "config": cfg.to_dict()}
@@ -338,210 +338,6 @@ class Job(BaselineStage, EnsembleStage, CurveStage):
                                                                        if info["source"] == "none" else {}))
         self.cfg = Config.from_dict(self.state["start"]["config"])
         return self.cfg
-
-    def start_weights(self, stage: str):
-        "(state dict, vocab) to start the LM from, or None (from scratch), with the reason recorded as an event."
-        import torch
-
-        from ulmfit_demo.train import pretrained
-
-        cfg = self.cfg
-        if stage == "pretrain":
-            self.sink.event("from_scratch", "Stage 1: the language model is pretrained from scratch on this corpus.",
-                            data={"reason": "stage1"})
-            return None
-        if cfg.pretrained == "none":
-            self.sink.event("from_scratch", "Training the language model from scratch (pretrained = 'none'): no "
-                            "general-English knowledge to transfer, so expect much lower accuracy than ULMFiT's.",
-                            level="warning", data={"reason": "choice"})
-            return None
-        if cfg.pretrained == "starter":
-            from ulmfit_demo.train import starter
-
-            wgts, vocab, _, _ = starter.load(starter.folder(cfg.backwards))
-            if self.state["start"].get("source") != "starter":  # chosen explicitly: say so (auto already did)
-                self.sink.event("pretrained", f"Starting from the bundled starter language model "
-                                              f"({starter.folder(cfg.backwards)}).", data={"source": "starter"})
-            return wgts, vocab
-        if cfg.pretrained == "wt103":
-            folder, tried = pretrained.find(cfg.backwards, lambda msg, frac: None)
-            if folder is None:
-                self.sink.event(
-                    "from_scratch",
-                    "No pretrained WikiText-103 weights could be found, so this run trains its language model FROM "
-                    "SCRATCH and its accuracy will be far below ULMFiT's. Tried: " + "; ".join(tried) + ". To fix: "
-                    + pretrained.hint(cfg.backwards), level="warning", data={"reason": "not_found", "tried": tried})
-                store.update_summary(self.id, from_scratch="not_found")
-                return None
-            wgts, vocab = pretrained.load(folder)
-            self.sink.event("pretrained", f"Starting from fastai's WikiText-103 weights ({folder}).",
-                            data={"source": "wt103", "path": str(folder)})
-            return wgts, vocab
-        src_dir = store.run_dir(self.src["id"])
-        wgts = torch.load(src_dir / "lm_model.pth", map_location="cpu", weights_only=True)
-        vocab = json.loads((src_dir / "vocab.json").read_text())
-        self.sink.event("pretrained", f"Starting from the language model of run {self.src['id']}.",
-                        data={"source": "run", "run": self.src["id"]})
-        return wgts, vocab
-
-    def lm_data(self):
-        from ulmfit_demo.train import stages
-
-        cfg, docs = self.cfg, self.docs
-        trn, val = stages.lm_split(len(docs), cfg.lm_valid_pct, cfg.seed)
-        vpath = self.rdir / "vocab.json"
-        if vpath.exists():  # a resumed run keeps the vocab its checkpoints index
-            vocab = json.loads(vpath.read_text())
-        elif cfg.pretrained == "starter":
-            # The starter's vocab is its SentencePiece pieces, whole: the same rows the weights were trained on.
-            from ulmfit_demo.train import starter
-
-            vocab = json.loads((starter.folder(cfg.backwards) / "vocab.json").read_text())
-            config.atomic_write(vpath, json.dumps(list(vocab)))
-        else:
-            vocab = stages.build_vocab(docs["tokens"].iloc[trn], cfg, self.tok.sp_model)
-            config.atomic_write(vpath, json.dumps(list(vocab)))
-        return stages.lm_dls(docs, (trn, val), vocab, cfg, self.device_type), vocab
-
-    def stage_lm(self, stage: str = "lm"):
-        from fastai.torch_core import set_seed
-
-        from ulmfit_demo.train import stages
-
-        cfg = self.cfg
-        set_seed(cfg.seed, reproducible=True)
-        dls, vocab = self.lm_data()
-        start = self.start_weights(stage)
-        learn = stages.lm_learner(dls, cfg, path=self.rdir)
-        if start is not None:
-            stages.load_start_weights(learn, *start)
-        learn = stages.apply_precision(learn, self.precision_of())
-        phases = stages.lm_phases(cfg, self.kind, pretrained=start is not None)
-        self.total_steps = -(-self._lm_steps(len(dls.train), phases) // distrib.world())  # per process
-        self.sink.event("stage", f"{'Pretraining' if stage == 'pretrain' else 'Fine-tuning'} the language model: "
-                                 f"{len(vocab):,} tokens in the vocab, {len(dls.train)} batches per epoch",
-                        data={"stage": stage, "vocab": len(vocab), "batches": len(dls.train), "step": 0})
-        step = self.run_phases(stage, learn, phases, 0, self.tok, vocab, lm=True)
-        if not distrib.is_main():  # the step count goes on in the next stage: every process must agree on it
-            self.state["done"].append(stage)
-            self.state["steps"][stage] = step
-            return
-        metrics = self.stage_metrics(stage)
-        stages.save_start_files(self.rdir, learn, vocab)
-        model_id = self.save_model(learn, stage, self.tok, metrics)
-        self.state["done"].append(stage)
-        self.state["steps"][stage] = step
-        self.state["models"][stage] = model_id
-        self.state["metrics"][stage] = metrics
-        self.save_state()
-        store.update_summary(self.id, **{stage: metrics, f"{stage}_model_id": model_id})
-        self.sink.event("model", f"Saved the language model as {model_id}.", data={"stage": stage,
-                                                                                  "model_id": model_id})
-
-    def stage_pretrain(self):
-        self.stage_lm("pretrain")
-
-    def stage_clas(self):
-        import torch
-        from fastai.torch_core import set_seed
-
-        from ulmfit_demo.train import stages
-
-        cfg = self.cfg
-        set_seed(cfg.seed, reproducible=True)
-        lm_dir = store.run_dir(self.src["id"]) if self.kind == "clas" else self.rdir
-        vocab = json.loads((lm_dir / "vocab.json").read_text())
-        encoder = torch.load(lm_dir / "lm_encoder.pth", map_location="cpu", weights_only=True)
-        dls = stages.clas_dls(self.clas_frame, vocab, cfg, self.device_type)
-        learn = stages.clas_learner(dls, cfg, self.rdir, encoder)
-        learn = stages.apply_precision(learn, self.precision_of())
-        phases = stages.clas_phases(cfg)
-        base = self.state["steps"].get("lm", 0)
-        if self.total_steps is None:
-            self.total_steps = base + -(-len(dls.train) // distrib.world()) * sum(p.epochs for p in phases)
-        self.sink.event("stage", f"Training the classifier: labels {', '.join(dls.vocab[1])}, {len(dls.train)} "
-                                 f"batches per epoch", data={"stage": "clas", "labels": list(dls.vocab[1]),
-                                                             "batches": len(dls.train), "step": base})
-        step = self.run_phases("clas", learn, phases, base)
-        if not distrib.is_main():
-            self.state["done"].append("clas")
-            self.state["steps"]["clas"] = step
-            return
-        metrics = self.stage_metrics("clas")
-        judged = self.judge_classifier(learn)
-        metrics.update({k: v for k, v in judged["metrics"].items() if k != "accuracy"})
-        model_id = self.save_model(learn, "clas", self.tok, metrics, judged)
-        self.state["done"].append("clas")
-        self.state["steps"]["clas"] = step
-        self.state["models"]["clas"] = model_id
-        self.state["metrics"]["clas"] = metrics
-        self.save_state()
-        store.update_summary(self.id, clas=metrics, clas_model_id=model_id)
-        self.sink.event("model", f"Saved the classifier as {model_id}.", data={"stage": "clas",
-                                                                              "model_id": model_id})
-
-    def judge_classifier(self, learn) -> dict:
-        "The classifier beside the baseline fitted on the same split, calibrated, and on out-of-domain sentences."
-        from ulmfit_demo.train import evaluate
-
-        t0 = time.time()
-        out = evaluate.judge_learner(learn, self.clas_frame, self.tok, self.cfg.backwards, self.cfg.seed)
-        msg = evaluate.summary(out["metrics"], int((~self.clas_frame["is_valid"]).sum()))
-        self.sink.event("judge", msg + f" ({time.time() - t0:.0f}s)", data=dict(out["metrics"]))
-        return out
-
-    def stage_lr_find(self):
-        import torch
-        from fastai.torch_core import set_seed
-
-        from ulmfit_demo.runs.callback import RunReporter
-        from ulmfit_demo.train import stages
-
-        cfg = self.cfg
-        set_seed(cfg.seed, reproducible=True)
-        if cfg.lr_find_stage == "lm":
-            dls, vocab = self.lm_data()
-            start = self.start_weights("lm")
-            learn = stages.lm_learner(dls, cfg, path=self.rdir)
-            if start is not None:
-                stages.load_start_weights(learn, *start)
-            stages.set_trainable(learn, stages.lm_phases(cfg, "lm", start is not None)[0].freeze_to)
-        else:
-            if self.src is not None:
-                lm_dir = store.run_dir(self.src["id"])
-                vocab = json.loads((lm_dir / "vocab.json").read_text())
-                encoder = torch.load(lm_dir / "lm_encoder.pth", map_location="cpu", weights_only=True)
-            else:
-                vocab, encoder = stages.build_vocab(self.docs["tokens"], cfg, self.tok.sp_model), None
-                self.sink.event("from_scratch", "No LM run given (pretrained='run:<id>'): the classifier's encoder "
-                                "is random in this sweep.", level="warning", data={"reason": "choice"})
-            frame = corpora.classifier_frame(corpora.Corpus(self.run["corpus"], self.docs))
-            dls = stages.clas_dls(frame, vocab, cfg, self.device_type)
-            learn = stages.clas_learner(dls, cfg, self.rdir, encoder)
-        learn = stages.apply_precision(learn, self.precision_of())
-        rep = RunReporter(self.sink, "lr_find", probe=True, total_steps=cfg.lr_find_iters)
-        learn.add_cb(rep)
-        self.sink.event("stage", f"Learning-rate sweep over {cfg.lr_find_iters} batches ({cfg.lr_find_stage})",
-                        data={"stage": "lr_find", "step": 0})
-        self.sink.in_fit = True
-        try:
-            lrs, losses, sugg = stages.find_lr(learn, cfg.lr_find_iters)
-        finally:
-            self.sink.in_fit = False
-        if rep.cancelled_fit or self.sink.stop:
-            raise RunCancelled()
-        store.drop_metrics_after(self.id, -1)
-        rows = []
-        for i, (lr, loss) in enumerate(zip(lrs, losses)):
-            rows += [("lr_find", 0, 0, i, "lr_find", "lr", lr), ("lr_find", 0, 0, i, "lr_find", "loss", loss)]
-        self.sink.metrics(rows)
-        best = sugg.get("valley") or next(iter(sugg.values()), None)
-        self.sink.event("lr_suggestion", f"Suggested learning rate: {best:.2e} (valley)" if best else
-                        "The sweep found no clear learning rate.", data={"stage": cfg.lr_find_stage, **sugg})
-        self.state["done"].append("lr_find")
-        self.state["metrics"]["lr_find"] = {"lr_suggestion": best} if best else {}
-        self.save_state()
-        store.update_summary(self.id, lr_suggestion=best, lr_suggestions=sugg, lr_find_stage=cfg.lr_find_stage)
 
     def precision_of(self) -> str:
         return self.device.rsplit("· ", 1)[-1]

@@ -15,7 +15,8 @@ import traceback
 
 from ulmfit_demo import config
 from ulmfit_demo.data import corpora
-from ulmfit_demo.runs import distrib, store, tboard
+from ulmfit_demo.runs import distrib, launcher, store, tboard
+from ulmfit_demo.runs.callback import NanLoss
 from ulmfit_demo.runs.job import Job, RunCancelled
 from ulmfit_demo.train.presets import ConfigError
 
@@ -81,8 +82,6 @@ def _oom_message(job: Job | None) -> str:
 def execute(run_id: str, sink: StoreSink | None = None) -> str:
     """Run `run_id` (already RUNNING and owned by this process) to a final status, which it returns. Every ending
     is recorded: SUCCEEDED with a model, CANCELLED, or FAILED with a message a person can act on."""
-    from ulmfit_demo.runs.callback import NanLoss
-
     run = store.get(run_id)
     sink = sink or StoreSink(run_id)
     print(f"== run {run_id} ({run['kind']}, preset {run.get('preset')}, corpus {run['corpus']}) pid {os.getpid()} "
@@ -91,9 +90,7 @@ def execute(run_id: str, sink: StoreSink | None = None) -> str:
     many = distrib.distributed()
     try:
         job = Job(run, sink)
-        # A baseline run needs none of `execute`'s tokenizing and device set-up (scikit-learn on raw text), nor does
-        # an ensemble run (finished classifiers, measured).
-        result = {"baseline": job.execute_baseline, "ensemble": job.execute_ensemble}.get(run["kind"], job.execute)()
+        result = job.execute()
     except (RunCancelled, KeyboardInterrupt):
         if many and not store.cancel_requested(run_id):
             # Stopped by accelerate's launcher because another process of this run died: not a cancel. The run
@@ -162,8 +159,6 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m ulmfit_demo.runs.worker RUN_ID", file=sys.stderr)
         return 2
     run_id = store.check_id(argv[0])
-    from ulmfit_demo.runs import launcher
-
     try:
         # Several processes: accelerate's launcher (our parent) is the run's process in the store; rank 0 checks
         # that the run still waits for it, the others follow rank 0.

@@ -4,7 +4,9 @@ into `job.Job` (it shares the job's store, sink and state); no tokenizing and no
 """
 import time
 
+from ulmfit_demo import models
 from ulmfit_demo.data import corpora
+from ulmfit_demo.judge import baseline, ood, report
 from ulmfit_demo.runs import store
 
 
@@ -29,9 +31,6 @@ class BaselineStage:
         `calibration.cross_fit`), and the out-of-domain sentences when its labels are a positive/negative pair. Saved
         as a model of kind `baseline`, with its temperature in `meta["calibration"]` where inference applies it."""
         import numpy as np
-
-        from ulmfit_demo import models
-        from ulmfit_demo.judge import baseline, ood, report
 
         cfg, frame = self.cfg, self.clas_frame
         trn, val = frame[~frame["is_valid"]], frame[frame["is_valid"]]

@@ -18,6 +18,8 @@ import time
 from fastai.callback.core import Callback, CancelFitException
 from fastai.learner import Recorder
 
+from ulmfit_demo.runs import distrib
+
 FAULT_NAN_ENV = "ULMFIT_DEMO_FAULT_NAN_AT"
 FAULT_OOM_ENV = "ULMFIT_DEMO_FAULT_OOM_AT"
 DELAY_ENV = "ULMFIT_DEMO_TEST_BATCH_DELAY"
@@ -184,8 +186,6 @@ class RunReporter(Callback):
         self.sink.heartbeat(stage=self.stage, step=self.step, total_steps=self.total_steps, rate=rate)
         stop = self.sink.cancelled()
         if self._world > 1:
-            from ulmfit_demo.runs import distrib
-
             stop = distrib.any_true(stop)
         if stop:
             self._flush()

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 from ulmfit_demo import io
+from ulmfit_demo.runs.distrib import unwrap
 
 FAULT_ENOSPC_ENV = "ULMFIT_DEMO_FAULT_ENOSPC_AT"
 _writes = 0
@@ -28,8 +29,6 @@ def atomic_torch_save(obj, path: Path, count: bool = True) -> Path:
 
 def save(path: Path, learn, meta: dict) -> Path:
     "Model + optimizer state + where the run stands (`meta`): enough to continue the same one-cycle schedule."
-    from ulmfit_demo.runs.distrib import unwrap
-
     # Inside a run of several processes the model is wrapped in DistributedDataParallel: save the model itself.
     state = {"model": unwrap(learn.model).state_dict(),
              "opt": learn.opt.state_dict() if learn.opt is not None else None, "meta": meta}

@@ -28,8 +28,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ulmfit_demo import system
 from ulmfit_demo.data import corpora
-from ulmfit_demo.runs import launcher, store, views
+from ulmfit_demo.runs import launcher, recipe, store, views
 from ulmfit_demo.train import presets
 from ulmfit_demo.train.presets import Config, ConfigError
 
@@ -168,9 +169,6 @@ def plan(dataset: str, labels, seeds: int = 3, preset: str = "auto", tiny: bool 
     """Choose the preset (the recipe's rule: ULMFiT on a GPU, Quick on a CPU), build and validate every run's config,
     check the rows of every point against the corpus; stores nothing. `scratch_seeds`: the from-scratch classifier
     on the first this many seeds only (None: all). Raises `ConfigError` / `corpora.CorpusError`."""
-    from ulmfit_demo import system
-    from ulmfit_demo.runs import recipe
-
     corpus = corpus if corpus is not None else corpora.load(dataset)
     cuda = system.device_info()["device"] == "cuda" if cuda is None else cuda
     labels = parse_labels(labels) if isinstance(labels, str) else sorted({int(x) for x in labels})

@@ -14,13 +14,18 @@ it stopped; methods already measured are not fitted again. No model is saved (a 
 classifiers): each method's figures go to the run's summary (`curve_results`) as soon as it is measured.
 Mixed into `job.Job` like `baseline_stage`.
 """
+import hashlib
 import json
 import time
 
-from ulmfit_demo import config
+from ulmfit_demo import config, system
 from ulmfit_demo.data import corpora
-from ulmfit_demo.runs import store
+from ulmfit_demo.io import atomic_torch_save, sha256
+from ulmfit_demo.judge import baseline
+from ulmfit_demo.runs import curve, store
+from ulmfit_demo.train import stages
 from ulmfit_demo.train.presets import Config, ConfigError
+from ulmfit_demo.train.tokens import Tok
 
 
 def _best_keeper(path, stage_label: str):
@@ -30,8 +35,6 @@ def _best_keeper(path, stage_label: str):
     import torch
     from fastai.callback.core import Callback
     from fastai.learner import Recorder
-
-    from ulmfit_demo.io import atomic_torch_save
 
     class BestKeeper(Callback):
         order = Recorder.order + 2  # after the Recorder and the run's reporter
@@ -65,8 +68,6 @@ def _best_keeper(path, stage_label: str):
 class CurveStage:
     def execute_curve(self) -> dict:
         "A `curve` run: the point's rows, then each method not yet measured, each result stored as it comes."
-        from ulmfit_demo.runs import curve
-
         cfg = self.cfg
         corpus = corpora.load(self.run["corpus"])
         for p in corpus.problems:
@@ -119,15 +120,11 @@ class CurveStage:
         return ", ".join(f"{k} {v:,}" for k, v in df["label"].value_counts().sort_index().items())
 
     def _texts(self, df) -> list[str]:
-        from ulmfit_demo.runs import curve
-
         return curve.cut_words(df["text"].tolist(), self.cfg.curve_max_words)
 
     # ------------------------------------------------------------------------------------------------ baseline
     def _curve_baseline(self) -> dict:
         import numpy as np
-
-        from ulmfit_demo.judge import baseline
 
         r, cfg = self.rows_, self.cfg
         store.heartbeat(self.id, stage="baseline", device=getattr(self, "device", None) or "CPU · scikit-learn")
@@ -145,10 +142,6 @@ class CurveStage:
     def _curve_setup(self):
         """Device, the LM run (its tokenizer, shape and vocab: the point adopts them) and the tokens of the point's
         rows. The evaluation and selection rows are the same for every point: their tokens are cached once."""
-        from ulmfit_demo import system
-        from ulmfit_demo.train import stages
-        from ulmfit_demo.train.tokens import Tok
-
         src = self.source_run()  # raises with a message when the LM run left no language model
         if src["status"] != store.SUCCEEDED:
             raise ConfigError(f"The curve's language-model run {src['id']} is {src['status']}"
@@ -188,10 +181,6 @@ class CurveStage:
 
     def _fixed_tokens(self, r) -> dict:
         "Tokens of the evaluation and selection rows, cached under the cache folder by their texts and tokenizer."
-        import hashlib
-
-        from ulmfit_demo.io import sha256
-
         ev, sel = self._texts(r.eval), self._texts(r.select)
         h = hashlib.sha256()
         h.update((self.tok.kind + (sha256(self.tok.sp_model) if self.tok.kind == "subword" else "")).encode())
@@ -215,9 +204,6 @@ class CurveStage:
         import pandas as pd
         import torch
         from fastai.torch_core import set_seed
-
-        from ulmfit_demo.runs import curve
-        from ulmfit_demo.train import stages
 
         cfg, r = self.cfg, self.rows_
         sched = curve.schedule(len(r.labelled), cfg)

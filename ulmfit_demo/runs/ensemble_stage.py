@@ -3,61 +3,25 @@ into one model (`models.ensemble`), measured on exactly the validation rows thos
 `job.Job` like `baseline_stage`; no training and no tokenizing here: each member reads the texts as it would alone.
 
 Queued after its members, it waits for nothing: the queue runs one job at a time, oldest first, so when it starts its
-members have ended. A member that did not succeed fails it, naming that run and what to do.
+members have ended. A member that did not succeed fails it, naming that run and what to do (`launcher.check_members`,
+which checks them at submit time too).
 
 Which rows: a classifier run validates on `corpora.classifier_frame` of its texts, and its texts are
 `presets.sample_docs(corpus, max_docs, seed)` without blank ones. `ensemble.evaluate_dataset` would read the whole
 corpus's validation split instead (and sample it with its own seed), which differs as soon as `max_docs` is set, so
 the members must share corpus, `max_docs` and `seed`, and this run rebuilds their rows the way they did.
 """
+import os
 import time
 
 from ulmfit_demo.data import corpora
+from ulmfit_demo.models import ensemble
 from ulmfit_demo.runs import store
-from ulmfit_demo.train import presets
-from ulmfit_demo.train.presets import Config, ConfigError
-
-# Run kinds whose run leaves a classifier (or a baseline) an ensemble can average.
-MEMBER_KINDS = ("ulmfit", "clas", "baseline")
-
-
-def check_members(cfg: Config, corpus_name: str, finished: bool = False) -> list[dict]:
-    """The member runs of an ensemble config, checked against the store; raises `ConfigError` saying which run and
-    what to do. At submit time a member may still be queued or running (it is ahead in the queue); `finished`: when
-    the ensemble runs, each must have SUCCEEDED with a model."""
-    runs = []
-    for rid in presets.member_ids(cfg):
-        r = store.get(rid)
-        if r is None:
-            raise ConfigError(f"members: there is no run {rid!r}. Pick finished ULMFiT, classifier or baseline runs "
-                              f"(the runs list shows them).")
-        if r["kind"] not in MEMBER_KINDS:
-            raise ConfigError(f"members: run {rid} is a {r['kind']} run, which leaves no classifier. Pick ULMFiT, "
-                              f"classifier or baseline runs.")
-        if r["corpus"] != corpus_name:
-            raise ConfigError(f"members: run {rid} trained on {r['corpus']!r}, not {corpus_name!r}: an ensemble run is "
-                              f"measured on the validation rows its members share. Pick runs of {corpus_name!r}.")
-        diff = [f"{k} {r['config'].get(k)!r} (this run: {getattr(cfg, k)!r})" for k in ("max_docs", "seed")
-                if r["config"].get(k) != getattr(cfg, k)]
-        if diff:
-            raise ConfigError(f"members: run {rid} validated on other rows ({', '.join(diff)}): set max_docs and seed "
-                              f"to its values, or pick runs trained with these.")
-        if finished and (r["status"] != store.SUCCEEDED or not r.get("model_id")):
-            why = f": {r['error']}" if r.get("error") else ""
-            raise ConfigError(f"Member run {rid} ({r['kind']}{', backwards' if r['config'].get('backwards') else ''}) "
-                              f"is {r['status']}{why}. Resume it (`python -m ulmfit_demo runs resume {rid}`), then "
-                              f"resume this run.")
-        if not finished and r["status"] not in (store.SUCCEEDED, *store.ACTIVE):
-            raise ConfigError(f"members: run {rid} ended {r['status']}: resume it first, or pick another run.")
-        runs.append(r)
-    return runs
-
+from ulmfit_demo.runs.launcher import check_members
 
 class EnsembleStage:
     def execute_ensemble(self) -> dict:
         "An `ensemble` run: build the members' ensemble, measure it on their validation rows, save it as a model."
-        import os
-
         if "ensemble" not in self.state["done"]:
             # Members answer through the app's own inference path, on the CPU.
             self.device = f"CPU ({os.cpu_count()} cores) · inference"
@@ -70,8 +34,6 @@ class EnsembleStage:
                 "models": self.state["models"]}
 
     def stage_ensemble(self, members: list[dict]):
-        from ulmfit_demo.models import ensemble
-
         cfg, val = self.cfg, self.clas_frame[self.clas_frame["is_valid"]]
         texts, labels = val["text"].tolist(), val["label"].astype(str).tolist()
         ids = [r["model_id"] for r in members]

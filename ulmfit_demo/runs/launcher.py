@@ -13,9 +13,9 @@ import sys
 import threading
 import time
 
-from ulmfit_demo import config
+from ulmfit_demo import config, system
 from ulmfit_demo.data import corpora
-from ulmfit_demo.runs import store
+from ulmfit_demo.runs import distrib, store
 from ulmfit_demo.train import presets
 from ulmfit_demo.train.presets import Config, ConfigError
 
@@ -44,19 +44,50 @@ def check_source(cfg: Config, kind: str) -> None:
         raise ConfigError(f"To start from run {src['id']}, use its settings: {', '.join(diff)}.")
 
 
-def validate(kind: str, cfg: Config, corpus) -> None:
-    "Everything checked before a run is created: settings, corpus, starting weights. Raises `ConfigError`."
-    from ulmfit_demo import system
+# Run kinds whose run leaves a classifier (or a baseline) an ensemble can average.
+MEMBER_KINDS = ("ulmfit", "clas", "baseline")
 
+
+def check_members(cfg: Config, corpus_name: str, finished: bool = False) -> list[dict]:
+    """The member runs of an ensemble config, checked against the store; raises `ConfigError` saying which run and
+    what to do. They must share corpus, `max_docs` and `seed`: the ensemble is measured on the validation rows they
+    all validated on (see `ensemble_stage`). At submit time a member may still be queued or running (it is ahead in
+    the queue); `finished`: when the ensemble runs, each must have SUCCEEDED with a model."""
+    runs = []
+    for rid in presets.member_ids(cfg):
+        r = store.get(rid)
+        if r is None:
+            raise ConfigError(f"members: there is no run {rid!r}. Pick finished ULMFiT, classifier or baseline runs "
+                              f"(the runs list shows them).")
+        if r["kind"] not in MEMBER_KINDS:
+            raise ConfigError(f"members: run {rid} is a {r['kind']} run, which leaves no classifier. Pick ULMFiT, "
+                              f"classifier or baseline runs.")
+        if r["corpus"] != corpus_name:
+            raise ConfigError(f"members: run {rid} trained on {r['corpus']!r}, not {corpus_name!r}: an ensemble run is "
+                              f"measured on the validation rows its members share. Pick runs of {corpus_name!r}.")
+        diff = [f"{k} {r['config'].get(k)!r} (this run: {getattr(cfg, k)!r})" for k in ("max_docs", "seed")
+                if r["config"].get(k) != getattr(cfg, k)]
+        if diff:
+            raise ConfigError(f"members: run {rid} validated on other rows ({', '.join(diff)}): set max_docs and seed "
+                              f"to its values, or pick runs trained with these.")
+        if finished and (r["status"] != store.SUCCEEDED or not r.get("model_id")):
+            why = f": {r['error']}" if r.get("error") else ""
+            raise ConfigError(f"Member run {rid} ({r['kind']}{', backwards' if r['config'].get('backwards') else ''}) "
+                              f"is {r['status']}{why}. Resume it (`python -m ulmfit_demo runs resume {rid}`), then "
+                              f"resume this run.")
+        if not finished and r["status"] not in (store.SUCCEEDED, *store.ACTIVE):
+            raise ConfigError(f"members: run {rid} ended {r['status']}: resume it first, or pick another run.")
+        runs.append(r)
+    return runs
+
+
+def validate(kind: str, cfg: Config, corpus) -> None:
+    "Everything checked before a run is created: settings, corpus, starting weights, members. Raises `ConfigError`."
     presets.validate(cfg, kind, corpus, cuda=system.device_info()["device"] == "cuda")
     check_source(cfg, kind)
     if kind == "ensemble":
-        from ulmfit_demo.runs import ensemble_stage
-
-        ensemble_stage.check_members(cfg, corpus.name)
+        check_members(cfg, corpus.name)
     if cfg.procs > 1:
-        from ulmfit_demo.runs import distrib
-
         why = distrib.available()
         if why:
             raise ConfigError(why)
@@ -83,8 +114,6 @@ def spawn(run_id: str) -> int | None:
     env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     procs = int((store.get(run_id) or {}).get("config", {}).get("procs", 1) or 1)
     if procs > 1:
-        from ulmfit_demo.runs import distrib
-
         # accelerate's launcher starts the `procs` workers and is the run's process: when one worker dies it ends
         # the others and exits, and the run is INTERRUPTED like any worker that died.
         cmd = distrib.launch_command(run_id, procs)

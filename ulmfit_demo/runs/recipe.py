@@ -16,10 +16,13 @@ import math
 import time
 from dataclasses import dataclass, field
 
+from ulmfit_demo import system
 from ulmfit_demo.data import corpora
+from ulmfit_demo.models import starter
 from ulmfit_demo.runs import launcher, store, views
-from ulmfit_demo.train import precision, presets
+from ulmfit_demo.train import precision, presets, stages
 from ulmfit_demo.train.presets import Config, ConfigError
+from ulmfit_demo.train.tokens import Tok
 
 PRESET_LABEL = "Full recipe"
 # In queue order. The table lists them as the recipe reads: the two models, their ensemble, then the yardstick.
@@ -69,8 +72,6 @@ def plan(dataset: str, preset: str = "auto", tiny: bool = False, corpus=None, ba
          cuda: bool | None = None) -> Plan:
     """Choose the preset and validate every run of the recipe against the corpus; stores nothing. `base` (the Train
     page's Custom form) replaces the preset's config. Raises `ConfigError` / `corpora.CorpusError`."""
-    from ulmfit_demo import system
-
     corpus = corpus if corpus is not None else corpora.load(dataset)
     cuda = system.device_info()["device"] == "cuda" if cuda is None else cuda
     if base is not None:
@@ -252,8 +253,6 @@ def probe_rate(cfg: Config, vocab_sz: int, tokens: int = 512, batches: int = 2, 
     import torch
     from fastai.text.all import AWD_LSTM, get_language_model
 
-    from ulmfit_demo.train import stages
-
     stages.set_threads(cfg)
     torch.manual_seed(0)
     rows = max(1, min(cfg.bs, tokens // 8))
@@ -285,16 +284,12 @@ def probe_rate(cfg: Config, vocab_sz: int, tokens: int = 512, batches: int = 2, 
 
 def _tokens_per_word(cfg: Config, texts: list[str]) -> tuple[float | None, str]:
     "(tokens per whitespace word of the run's tokenizer on `texts`, how it was counted)."
-    from ulmfit_demo.train.tokens import Tok
-
     words = sum(len(t.split()) for t in texts)
     if not words:
         return None, "no words"
     if cfg.tokenizer == "word":
         tok = Tok("word")
     else:
-        from ulmfit_demo.train import starter
-
         spm = starter.folder() / "spm.model"
         if cfg.pretrained not in ("auto", "starter") or not spm.exists():
             return None, "SentencePiece is trained by the run itself, so tokens are counted as whitespace words"

@@ -9,12 +9,12 @@ not stop them.
 labels), `sentence`, ...) plus `wall_seconds`; `--csv FILE` writes the points. Progress goes to stderr.
 """
 import json
-import signal
-import sys
 import time
 
 from ulmfit_demo.cli import fail
+from ulmfit_demo.cli.follow import ctrl_c_held, say, until_ended
 from ulmfit_demo.data import corpora
+from ulmfit_demo.runs import curve, launcher, store
 from ulmfit_demo.train.presets import ConfigError
 
 
@@ -48,13 +48,7 @@ def register(sub):
     p.set_defaults(func=cmd_curve)
 
 
-def say(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
 def cmd_curve(args):
-    from ulmfit_demo.runs import curve, launcher
-
     t0 = time.time()
     launcher.startup_check()
     if args.show or args.resume:
@@ -78,14 +72,11 @@ def cmd_curve(args):
     say(planned.why)
     say(f"{len(planned.points)} points ({', '.join(map(str, planned.labels))} labels x {len(planned.seeds)} seed"
         f"{'s' if len(planned.seeds) > 1 else ''}) after one LM fine-tuning on {planned.lm.max_docs:,} texts")
-    asked = []  # a Ctrl-C while queueing waits until every run is queued, then cancels them all
-    before = signal.signal(signal.SIGINT, lambda *_: asked.append(True))
-    try:
-        info = curve.submit_curve(args.dataset, corpus=corpus, planned=planned)
-    except (ConfigError, corpora.CorpusError) as e:
-        return fail(str(e))
-    finally:
-        signal.signal(signal.SIGINT, before)
+    with ctrl_c_held() as asked:  # a Ctrl-C while queueing waits until every run is queued, then cancels them all
+        try:
+            info = curve.submit_curve(args.dataset, corpus=corpus, planned=planned)
+        except (ConfigError, corpora.CorpusError) as e:
+            return fail(str(e))
     say(f"curve {info['curve']}: LM run {info['lm']}, point runs "
         + ", ".join(p["run"] for p in info["points"]) + " (queued; the Train page shows them live)")
     st = follow(info["curve"], cancel_now=bool(asked))
@@ -93,8 +84,6 @@ def cmd_curve(args):
 
 
 def output(st: dict, args, t0: float) -> int:
-    from ulmfit_demo.runs import curve
-
     if args.csv:
         import pandas as pd
 
@@ -109,8 +98,6 @@ def output(st: dict, args, t0: float) -> int:
 
 
 def table_text(st: dict) -> str:
-    from ulmfit_demo.runs import curve
-
     out = [f"Label-efficiency curve {st['curve']} on {st['dataset']} ({st['preset']}"
            f"{', tiny' if st.get('tiny') else ''}): {st['status']}"]
     head = ["method", "labels", "accuracy (mean)", "std", "seeds", "seconds (mean)"]
@@ -130,33 +117,22 @@ def table_text(st: dict) -> str:
 
 def follow(group: str, cancel_now: bool = False) -> dict:
     "Say each run's status as it changes until every run of the curve has ended; Ctrl-C cancels them."
-    from ulmfit_demo.runs import curve, launcher, store
+    seen = {}
 
-    seen, cancelling = {}, cancel_now
-    if cancel_now:
-        say("cancelling the curve's runs (checkpoints are kept: `curve --resume GROUP` continues)...")
-        curve.cancel(group)
-    while True:
-        try:
-            launcher.startup_check()
-            runs = curve.runs_of(group)
-            for r in runs:
-                if seen.get(r["id"]) != r["status"]:
-                    seen[r["id"]] = r["status"]
-                    c = r["summary"]["curve"]
-                    what = "LM fine-tuning" if c["role"] == "lm" else f"{c['n']:,} labels, seed {c['seed']}"
-                    res = (r.get("summary") or {}).get("curve_results") or {}
-                    acc = ", ".join(f"{m} {v['accuracy']:.3f}" for m, v in res.items())
-                    extra = f": {r['error']}" if r["error"] and r["status"] != store.SUCCEEDED else \
-                        (f" ({acc})" if acc and r["status"] == store.SUCCEEDED else "")
-                    say(f"{what} (run {r['id']}): {r['status']}{extra}")
-            if all(r["status"] not in store.ACTIVE for r in runs):
-                return curve.status(group)
-            time.sleep(1)
-        except KeyboardInterrupt:
-            if cancelling:
-                say("still stopping; the runs end by themselves (`runs list` shows them)")
-                return curve.status(group)
-            cancelling = True
-            say("cancelling the curve's runs (checkpoints are kept: `curve --resume GROUP` continues)...")
-            curve.cancel(group)
+    def report() -> bool:
+        runs = curve.runs_of(group)
+        for r in runs:
+            if seen.get(r["id"]) != r["status"]:
+                seen[r["id"]] = r["status"]
+                c = r["summary"]["curve"]
+                what = "LM fine-tuning" if c["role"] == "lm" else f"{c['n']:,} labels, seed {c['seed']}"
+                res = (r.get("summary") or {}).get("curve_results") or {}
+                acc = ", ".join(f"{m} {v['accuracy']:.3f}" for m, v in res.items())
+                extra = f": {r['error']}" if r["error"] and r["status"] != store.SUCCEEDED else \
+                    (f" ({acc})" if acc and r["status"] == store.SUCCEEDED else "")
+                say(f"{what} (run {r['id']}): {r['status']}{extra}")
+        return all(r["status"] not in store.ACTIVE for r in runs)
+
+    return until_ended(report, cancel=lambda: curve.cancel(group), final=lambda: curve.status(group),
+                       cancel_msg="cancelling the curve's runs (checkpoints are kept: `curve --resume GROUP` "
+                                  "continues)...", cancel_now=cancel_now)

@@ -9,12 +9,15 @@ With `--json` stdout is one JSON document: `runs.recipe.status` (`recipe`, `runs
 ...) plus `estimates` and `why`; progress goes to stderr.
 """
 import json
-import signal
 import sys
 import time
 
+from ulmfit_demo import system
 from ulmfit_demo.cli import fail
+from ulmfit_demo.cli.follow import ctrl_c_held, say, until_ended
 from ulmfit_demo.data import corpora
+from ulmfit_demo.runs import launcher, recipe, store, views
+from ulmfit_demo.train import presets
 from ulmfit_demo.train.presets import ConfigError
 
 
@@ -33,14 +36,7 @@ def register(sub):
     p.set_defaults(func=cmd_recipe)
 
 
-def say(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
 def cmd_recipe(args):
-    from ulmfit_demo import system
-    from ulmfit_demo.runs import launcher, recipe
-
     launcher.startup_check()
     try:
         corpus = corpora.load(args.dataset)
@@ -61,14 +57,11 @@ def cmd_recipe(args):
         return fail("Not started.")
     # A Ctrl-C while the four runs are being queued waits until they all are (a half-written row helps nobody),
     # then cancels them like a Ctrl-C while following.
-    asked = []
-    before = signal.signal(signal.SIGINT, lambda *_: asked.append(True))
-    try:
-        info = recipe.submit_recipe(args.dataset, corpus=corpus, planned=planned)
-    except (ConfigError, corpora.CorpusError) as e:
-        return fail(str(e))
-    finally:
-        signal.signal(signal.SIGINT, before)
+    with ctrl_c_held() as asked:
+        try:
+            info = recipe.submit_recipe(args.dataset, corpus=corpus, planned=planned)
+        except (ConfigError, corpora.CorpusError) as e:
+            return fail(str(e))
     say(f"recipe {info['recipe']}: " + ", ".join(f"{role} run {rid}" for role, rid in info["runs"].items())
         + " (queued; the Train page shows them live)")
     st = follow(info["recipe"], cancel_now=bool(asked))
@@ -86,9 +79,6 @@ def measure(planned, corpus) -> dict:
     """On a CPU: how long the seeds' ULMFiT preset (and the preset chosen, if another) would take here, measured by
     `recipe.estimate` and said on stderr. Not under --tiny, where the probe would dominate: no duration is said there
     rather than one invented."""
-    from ulmfit_demo.runs import recipe
-    from ulmfit_demo.train import presets
-
     say("Measuring this CPU: a few language-model batches of each shape...")
     full = presets.ULMFIT.with_(max_docs=planned.configs["forward"].max_docs)
     out = {"ULMFiT": recipe.estimate(full, corpus, label="The seeds' ULMFiT preset")}
@@ -101,38 +91,27 @@ def measure(planned, corpus) -> dict:
 
 def follow(group: str, cancel_now: bool = False) -> dict:
     "Print each run's progress until every run of the recipe has ended; Ctrl-C cancels them. Returns the status."
-    from ulmfit_demo.runs import launcher, recipe, store, views
+    seen, t_line = {}, [0.0]
 
-    seen, t_line, cancelling = {}, 0.0, cancel_now
-    if cancel_now:
-        say("cancelling the recipe's runs (checkpoints are kept: `runs resume ID` continues one)...")
-        recipe.cancel(group)
-    while True:
-        try:
-            launcher.startup_check()  # a worker that died: INTERRUPTED, and the next queued run starts
-            runs = recipe.runs_of(group)
-            for role in recipe.ROLES:
-                r = runs.get(role)
-                if r is None:
-                    continue
-                if seen.get(role) != r["status"]:
-                    seen[role] = r["status"]
-                    extra = f": {r['error']}" if r["error"] and r["status"] != store.SUCCEEDED else ""
-                    say(f"{recipe.ROLE_NAMES[role]} run {r['id']}: {r['status']}{extra}")
-                elif r["status"] == store.RUNNING and time.time() - t_line > 10:
-                    t_line = time.time()
-                    left, total = views.eta(r), r.get("total_steps")
-                    stage = views.STAGE_NAMES.get(r.get("stage") or "", r.get("stage") or "")
-                    say(f"  {role}: " + (f"{stage} step {r['step']}/{total}" if total and stage else
-                                         "preparing")
-                        + (f", about {views.fmt_duration(left)} left" if left is not None else ""))
-            if all(r["status"] not in store.ACTIVE for r in runs.values()):
-                return recipe.status(group)
-            time.sleep(1)
-        except KeyboardInterrupt:
-            if cancelling:
-                say("still stopping; the runs end by themselves (`runs list` shows them)")
-                return recipe.status(group)
-            cancelling = True
-            say("cancelling the recipe's runs (checkpoints are kept: `runs resume ID` continues one)...")
-            recipe.cancel(group)
+    def report() -> bool:
+        runs = recipe.runs_of(group)
+        for role in recipe.ROLES:
+            r = runs.get(role)
+            if r is None:
+                continue
+            if seen.get(role) != r["status"]:
+                seen[role] = r["status"]
+                extra = f": {r['error']}" if r["error"] and r["status"] != store.SUCCEEDED else ""
+                say(f"{recipe.ROLE_NAMES[role]} run {r['id']}: {r['status']}{extra}")
+            elif r["status"] == store.RUNNING and time.time() - t_line[0] > 10:
+                t_line[0] = time.time()
+                left, total = views.eta(r), r.get("total_steps")
+                stage = views.STAGE_NAMES.get(r.get("stage") or "", r.get("stage") or "")
+                say(f"  {role}: " + (f"{stage} step {r['step']}/{total}" if total and stage else
+                                     "preparing")
+                    + (f", about {views.fmt_duration(left)} left" if left is not None else ""))
+        return all(r["status"] not in store.ACTIVE for r in runs.values())
+
+    return until_ended(report, cancel=lambda: recipe.cancel(group), final=lambda: recipe.status(group),
+                       cancel_msg="cancelling the recipe's runs (checkpoints are kept: `runs resume ID` continues "
+                                  "one)...", cancel_now=cancel_now)

@@ -1,9 +1,10 @@
 """`data list|get|info`: corpora from the command line."""
 import json
 import sys
+from pathlib import Path
 
 from ulmfit_demo.cli import Bar, fail
-from ulmfit_demo.data import corpora
+from ulmfit_demo.data import corpora, uploads
 
 
 def register(sub):
@@ -96,8 +97,6 @@ def register_add_remove(dsub):
 
 
 def _read(path: str, what: str) -> bytes:
-    from pathlib import Path
-
     p = Path(path)
     if not p.is_file():
         raise corpora.CorpusError(f"There is no {what} file {path!r}" + (" (it is a folder)" if p.is_dir() else "")
@@ -109,8 +108,6 @@ def _read(path: str, what: str) -> bytes:
 
 
 def cmd_add(args):
-    from ulmfit_demo.data import uploads
-
     try:
         if args.csv:
             if not args.text_col:
@@ -139,8 +136,6 @@ def cmd_add(args):
 
 
 def cmd_remove(args):
-    from ulmfit_demo.data import uploads
-
     try:
         corpora.check_name(args.name)
         if args.name not in corpora.NAMED and not (corpora.uploads_dir() / args.name).is_dir():

@@ -11,11 +11,14 @@ import os
 import signal
 import sys
 import time
+from dataclasses import fields
 from pathlib import Path
 
 from ulmfit_demo.cli import fail
 from ulmfit_demo.data import corpora
-from ulmfit_demo.train import presets
+from ulmfit_demo.models import starter
+from ulmfit_demo.runs import launcher, store, views
+from ulmfit_demo.train import presets, starter_build
 from ulmfit_demo.train.presets import ConfigError
 
 
@@ -98,8 +101,6 @@ class _Bar:
 
 
 def cmd_train(args):
-    from ulmfit_demo.runs import launcher
-
     if args.kind == "pretrain" and args.preset.lower() == "starter":
         return cmd_train_starter(args)
     try:
@@ -125,7 +126,7 @@ def cmd_train(args):
 
 def _train_one(args, cfg, preset_name: str) -> str:
     "One run in the foreground, to its final status; returns its id."
-    from ulmfit_demo.runs import launcher, store, worker
+    from ulmfit_demo.runs import worker  # deferred: worker -> job -> runs.callback imports fastai and torch (seconds)
 
     launcher.startup_check()
     if cfg.procs > 1:
@@ -169,8 +170,6 @@ def _train_one(args, cfg, preset_name: str) -> str:
 def _train_launched(args, cfg, preset_name: str) -> str:
     """A run of several processes: accelerate's launcher starts them (the background launcher's path, the same run
     in the store), and this command follows the run to its end. Ctrl-C asks it to cancel, as in the foreground."""
-    from ulmfit_demo.runs import launcher, store
-
     run_id = launcher.submit(args.kind, cfg, args.dataset, preset=preset_name)
     print(f"run {run_id}: {args.kind} on {args.dataset} with preset {preset_name}, {cfg.procs} processes "
           f"(log: {store.log_path(run_id)})", file=sys.stderr, flush=True)
@@ -196,8 +195,6 @@ def _train_launched(args, cfg, preset_name: str) -> str:
 
 
 def _result(run_id: str) -> dict:
-    from ulmfit_demo.runs import store
-
     r = store.get(run_id)
     return {"run_id": run_id, "status": r["status"], "model_id": r["model_id"],
             "metrics": r["summary"].get("metrics", {}), "error": r["error"]}
@@ -214,10 +211,6 @@ def cmd_train_starter(args):
     """Stage 1 for the app itself: build the starter LMs (`train.starter_build`), forward into `--out` (default the
     app's assets/starter_lm) and backward beside it (`<out>_bwd`). `--dataset` lists the corpora (comma-separated;
     the default "demo" means the starter's own mix), `--set` its knobs, `--resume` continues a build."""
-    from dataclasses import fields
-
-    from ulmfit_demo.train import starter, starter_build
-
     known = {f.name for f in fields(starter_build.StarterConfig)}
     try:
         over = parse_overrides(args.set)
@@ -261,8 +254,6 @@ def cmd_train_starter(args):
 
 
 def _report(args, run_id):
-    from ulmfit_demo.runs import store
-
     out = _result(run_id)
     if args.json:
         print(json.dumps(out))
@@ -274,8 +265,6 @@ def _report(args, run_id):
 def _train_seeds(args, cfg, preset_name: str) -> int:
     """`--seeds N`: N runs one after another that differ only by `seed` (seed, seed+1, ...), then the mean, std, min
     and max of their figures. A cancelled run (Ctrl-C) stops the series; a failed one does not."""
-    from ulmfit_demo.runs import store, views
-
     results = []
     for i in range(args.seeds):
         print(f"seed {cfg.seed + i} ({i + 1} of {args.seeds})", file=sys.stderr, flush=True)
@@ -294,8 +283,6 @@ def _train_seeds(args, cfg, preset_name: str) -> int:
 
 
 def cmd_list(args):
-    from ulmfit_demo.runs import launcher, store, views
-
     launcher.startup_check()
     runs = store.list_runs()
     if args.json:
@@ -313,8 +300,6 @@ def cmd_list(args):
 
 
 def cmd_show(args):
-    from ulmfit_demo.runs import launcher, store, views
-
     launcher.startup_check()
     try:
         r = store.get(store.check_id(args.run_id))
@@ -346,8 +331,6 @@ def cmd_show(args):
 
 
 def cmd_cancel(args):
-    from ulmfit_demo.runs import launcher
-
     try:
         status = launcher.cancel(args.run_id)
     except ValueError as e:
@@ -364,8 +347,6 @@ def cmd_cancel(args):
 
 
 def cmd_resume(args):
-    from ulmfit_demo.runs import launcher
-
     try:
         status = launcher.resume(args.run_id)
     except (ConfigError, ValueError) as e:

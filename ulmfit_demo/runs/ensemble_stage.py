@@ -15,7 +15,7 @@ import os
 import time
 
 from ulmfit_demo.data import corpora
-from ulmfit_demo.models import ensemble
+from ulmfit_demo.models import ensemble, registry
 from ulmfit_demo.runs import store
 from ulmfit_demo.runs.launcher import check_members
 
@@ -71,7 +71,7 @@ class EnsembleStage:
         metrics = {"accuracy": figures["accuracy"], "n_valid": figures["n"], "n_left_out": figures["n_left_out"],
                    "best_member_accuracy": max(by_model.values()), "eval_seconds": seconds}
         member_acc = {r["id"]: by_model.get(r["model_id"]) for r in members}
-        self.sink.event("ensemble_judged", ensemble.evaluation_line(ensemble.runner(model_id).meta) or "",
+        self.sink.event("ensemble_judged", ensemble.evaluation_line(registry.read_meta(model_id)) or "",
                         data={**metrics, "member_accuracy": member_acc})
         self.state["done"].append("ensemble")
         self.state["models"]["ensemble"] = model_id

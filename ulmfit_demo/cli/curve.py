@@ -11,7 +11,7 @@ labels), `sentence`, ...) plus `wall_seconds`; `--csv FILE` writes the points. P
 import json
 import time
 
-from ulmfit_demo.cli import fail
+from ulmfit_demo.cli import add_command, fail
 from ulmfit_demo.cli.follow import ctrl_c_held, say, until_ended
 from ulmfit_demo.data import corpora
 from ulmfit_demo.runs import curve, launcher, store
@@ -19,8 +19,7 @@ from ulmfit_demo.train.presets import ConfigError
 
 
 def register(sub):
-    p = sub.add_parser("curve", help="the label-efficiency curve: baseline, ULMFiT and from-scratch accuracy at "
-                                     "several numbers of labels and seeds, in the background queue")
+    p = add_command(sub, "curve")
     p.add_argument("--dataset", default="imdb", help="labelled corpus (see `data list`), default imdb")
     p.add_argument("--labels", default="50,100,200,500,1000",
                    help="numbers of labelled training texts, comma-separated (default 50,100,200,500,1000: with the "

@@ -3,12 +3,12 @@ import json
 import sys
 from pathlib import Path
 
-from ulmfit_demo.cli import Bar, fail
+from ulmfit_demo.cli import Bar, add_command, fail
 from ulmfit_demo.data import corpora, uploads
 
 
 def register(sub):
-    p = sub.add_parser("data", help="list, fetch and describe corpora")
+    p = add_command(sub, "data")
     dsub = p.add_subparsers(dest="data_command", required=True)
     q = dsub.add_parser("list", help="corpora the app knows, and whether each is on disk")
     q.add_argument("--json", action="store_true")

@@ -13,7 +13,7 @@ import sys
 import time
 
 from ulmfit_demo import system
-from ulmfit_demo.cli import fail
+from ulmfit_demo.cli import add_command, fail
 from ulmfit_demo.cli.follow import ctrl_c_held, say, until_ended
 from ulmfit_demo.data import corpora
 from ulmfit_demo.runs import launcher, recipe, store, views
@@ -22,8 +22,7 @@ from ulmfit_demo.train.presets import ConfigError
 
 
 def register(sub):
-    p = sub.add_parser("recipe", help="the ULMFiT recipe in one command: forward + backward ULMFiT runs, the "
-                                      "baseline and their ensemble, in the background queue, then one table")
+    p = add_command(sub, "recipe")
     p.add_argument("--dataset", default="imdb", help="corpus name (see `data list`), default imdb")
     p.add_argument("--preset", choices=["ulmfit", "quick"], default=None,
                    help="default: ulmfit on a GPU (mixed precision), quick on a CPU (after saying how long ulmfit "

@@ -3,12 +3,12 @@ import json
 import sys
 
 from ulmfit_demo import text as tk
-from ulmfit_demo.cli import fail
+from ulmfit_demo.cli import add_command, fail
 from ulmfit_demo.data import corpora
 
 
 def register(sub):
-    p = sub.add_parser("tokenize", help="word (and subword) tokens of a text, as fastai makes them")
+    p = add_command(sub, "tokenize")
     p.add_argument("--text", required=True, help="the text to tokenize; '-' reads it from stdin")
     p.add_argument("--corpus", help="corpus to train SentencePiece on (with --subword-vocab; default: demo)")
     p.add_argument("--subword-vocab", type=int, metavar="N",

@@ -14,7 +14,7 @@ import time
 from dataclasses import fields
 from pathlib import Path
 
-from ulmfit_demo.cli import fail
+from ulmfit_demo.cli import add_command, fail
 from ulmfit_demo.data import corpora
 from ulmfit_demo.models import starter
 from ulmfit_demo.runs import launcher, store, views
@@ -23,7 +23,7 @@ from ulmfit_demo.train.presets import ConfigError
 
 
 def register(sub):
-    p = sub.add_parser("train", help="train in the foreground (same worker and store as the Train page)")
+    p = add_command(sub, "train")
     p.add_argument("--preset", default="quick", help=f"one of {', '.join(presets.PRESETS)} (default quick)")
     p.add_argument("--dataset", default="demo", help="corpus name (see `data list`), default demo")
     p.add_argument("--kind", default="ulmfit", choices=list(presets.KINDS), help="what to train (default ulmfit)")
@@ -43,7 +43,7 @@ def register(sub):
                    help="--kind pretrain --preset starter only: continue a build from its last checkpoint")
     p.set_defaults(func=cmd_train)
 
-    r = sub.add_parser("runs", help="list, show, cancel and resume training runs")
+    r = add_command(sub, "runs")
     rs = r.add_subparsers(dest="runs_command", required=True)
     q = rs.add_parser("list", help="all runs, newest first")
     q.add_argument("--json", action="store_true")

@@ -8,6 +8,7 @@ CLI and every test of the logic must be able to run without Streamlit, and the t
 up into the run machinery that drives them.
 """
 import ast
+import importlib
 import json
 import os
 import re
@@ -220,7 +221,7 @@ def test_the_circle_check_finds_a_circle(tmp_path):
 # Imports of the package's own modules that stay inside a function, each for a reason given in a `# deferred:`
 # comment on its line. Everything else is imported at the top of its module.
 DEFERRED = {
-    # Every CLI command builds the parser that imports cli.train; the worker imports fastai and torch (seconds).
+    # `runs list` and `train --help` import cli.train; the worker imports fastai and torch (seconds).
     "ulmfit_demo.cli.train": {"ulmfit_demo.runs.worker"},
 }
 
@@ -285,3 +286,19 @@ def test_pages_open_without_torch_or_fastai(tmp_path):
                        timeout=180)
     assert p.returncode == 0, p.stderr[-3000:]
     assert json.loads(p.stdout.strip().splitlines()[-1]) == [], "importing the pages' modules loaded these"
+
+
+def test_the_cli_table_names_every_command_its_modules_register():
+    "cli.COMMANDS (what `--help` shows without importing the command modules) lists exactly what they register."
+    import argparse
+
+    from ulmfit_demo import cli
+
+    registered = {}
+    for m in cli.MODULES:
+        p = argparse.ArgumentParser()
+        sub = p.add_subparsers(dest="command")
+        importlib.import_module(f"ulmfit_demo.cli.{m}").register(sub)
+        registered.update({name: (m, action.help) for action in sub._choices_actions
+                           for name in [action.dest]})
+    assert registered == cli.COMMANDS

@@ -5,13 +5,13 @@ import sys
 from pathlib import Path
 
 from ulmfit_demo import config, models
-from ulmfit_demo.cli import Bar, fail
+from ulmfit_demo.cli import Bar, add_command, fail
 from ulmfit_demo.data import corpora
 from ulmfit_demo.models import ensemble, fastcpu, inference, kinds
 
 
 def register(sub):
-    p = sub.add_parser("models", help="list, export, import, rename and delete saved models")
+    p = add_command(sub, "models")
     msub = p.add_subparsers(dest="models_command", required=True)
     q = msub.add_parser("list", help="saved models, newest first")
     q.add_argument("--kind", choices=models.KINDS)
@@ -47,7 +47,7 @@ def register(sub):
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=cmd_ensemble)
 
-    q = sub.add_parser("predict", help="sentiment of a text, or of every row of a CSV")
+    q = add_command(sub, "predict")
     q.add_argument("--model", default="latest",
                    help="id or name of a classifier or baseline, or 'latest' classifier (default)")
     src = q.add_mutually_exclusive_group(required=True)
@@ -61,7 +61,7 @@ def register(sub):
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=cmd_predict)
 
-    q = sub.add_parser("generate", help="continue a prompt with a language model")
+    q = add_command(sub, "generate")
     q.add_argument("--model", default="latest", help="id, name, or 'latest' language model (default)")
     q.add_argument("--prompt", required=True)
     q.add_argument("--n-words", type=int, default=40)

@@ -112,7 +112,7 @@ def show_review(model_row: dict, large: bool) -> None:
                         help=f"Press Ctrl+Enter (or click outside the box) to judge it. Up to {MAX_REVIEW:,} "
                              f"characters.")
     st.button("Judge this review", key="sent_go", type="primary")
-    if not text.strip():
+    if kinds.blank(text):
         st.info("Type a review above, or pick an example, to see what the model thinks.")
         return
     if len(text) > MAX_REVIEW:  # no max_chars on the box: it would cut a pasted review without a word
@@ -162,10 +162,10 @@ def show_review(model_row: dict, large: bool) -> None:
 
 
 def what_if(model_row: dict, attr: dict, labels: list[str]) -> None:
-    st.subheader("What if...")
     words = [w["text"] for w in attr["words"]]
     if not words:
         return
+    st.subheader("What if...")
     # Default to the word that mattered most, so the first thing shown is the biggest move.
     scores = [w["score"] if w["score"] is not None else -1.0 for w in attr["words"]]
     best = max(range(len(words)), key=lambda i: scores[i])
@@ -182,9 +182,10 @@ def what_if(model_row: dict, attr: dict, labels: list[str]) -> None:
     i = a.selectbox("Change this word", range(len(words)), key="sent_whatif_word",
                     format_func=lambda k: f"{words[k]}  (word {k + 1})")
     new = b.text_input("...into (leave empty to remove it)", key="sent_whatif_new", max_chars=WHATIF_MAX)[:WHATIF_MAX]
+    new = "" if kinds.blank(new) else new  # nothing visible typed: the word is removed
     edited = words[:i] + ([new.strip()] if new.strip() else []) + words[i + 1:]
     text = decode.join_words(edited)
-    if not text.strip():
+    if kinds.blank(text):
         st.info("Nothing is left of the review once that word is removed.")
         return
     res = judge(model_row, text, _predict)
@@ -218,7 +219,7 @@ def compare(model_row: dict) -> None:
         st.info("There is only one sentiment classifier on this machine. Train another (for example with a "
                 "different preset or corpus) to compare them here.")
         return
-    if not text.strip():
+    if kinds.blank(text):
         st.info("Type a review in the first tab first.")
         return
     st.markdown(f'<div style="border-left:3px solid #d0d7de;padding-left:10px;margin-bottom:8px">'

@@ -21,6 +21,7 @@ would read each other's state.
 import io
 import math
 import threading
+import unicodedata
 import zipfile
 from collections import OrderedDict
 from typing import Any, Callable
@@ -50,11 +51,21 @@ class InferenceError(ModelError):
     "Input that a model cannot use: the message says what was wrong and what to do."
 
 
+# Characters nobody sees: spaces, line breaks, and format/control characters such as a zero-width space or a bidi mark.
+INVISIBLE = ("Zs", "Zl", "Zp", "Cc", "Cf")
+
+
+def blank(text: str) -> bool:
+    """No character a reader would see. A review of zero-width spaces is not empty to `str.strip`, yet a model reads
+    nothing in it: judging it would show a verdict about no words."""
+    return all(ch.isspace() or unicodedata.category(ch) in INVISIBLE for ch in text)
+
+
 def check_text(text: Any) -> tuple[str, bool]:
     "The text to use and whether it was cut; refuses what is not text or is blank."
     if not isinstance(text, str):
         raise InferenceError(f"Expected text, got {type(text).__name__}.")
-    if not text.strip():
+    if blank(text):
         raise InferenceError("The text is empty: type or paste a review (a sentence or more).")
     return (text[:MAX_CHARS], True) if len(text) > MAX_CHARS else (text, False)
 

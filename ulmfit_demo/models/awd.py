@@ -17,10 +17,10 @@ from pathlib import Path
 
 from ulmfit_demo.models import fastcpu, kinds
 from ulmfit_demo.models.checks import load_weights_checked
-from ulmfit_demo.models.kinds import (BUNDLE_README, CLASSIFY, GENERATE, MAX_CHARS, InferenceError, Model,
+from ulmfit_demo.models.kinds import (BUNDLE_README, CLASSIFY, GENERATE, MAX_CHARS, InferenceError, Stored,
                                      blank_rows, check_text, register, verdict)
 from ulmfit_demo.models.registry import META, SPM, WEIGHTS, ModelError, model_folder, models_dir
-from ulmfit_demo.models.store import Loaded, _save_model, load, sp_model_path
+from ulmfit_demo.models.store import Loaded, _save_model, sp_model_path
 from ulmfit_demo.text.decode import detokenize, word_units
 
 # Occlusion costs one forward pass of the whole text per word: at most this many words are scored, and fewer
@@ -53,24 +53,15 @@ def _make_tokenizer(loaded: Loaded):
     return TokenizeWithRules(WordTokenizer(), rules=rules), False
 
 
-class AwdModel(Model):
+class AwdModel(Stored):
     "What both AWD-LSTM kinds share: the loaded network, its tokenizer and vocab, and the bundle format."
 
     def __init__(self, loaded: Loaded):
-        super().__init__(loaded.id, loaded.meta)
-        self.loaded = loaded
+        super().__init__(loaded)
         self.tok, self.subword = _make_tokenizer(loaded)
         # The same network at other precisions ("bf16", "int8": `fastcpu.model_for`), built on first use under
         # `lock`; dropped with this model, so a changed model file never serves a stale copy.
         self.variants: dict = {}
-
-    @classmethod
-    def open(cls, model_id):
-        return cls(load(model_id))
-
-    @property
-    def labels(self) -> list[str]:
-        return self.loaded.labels
 
     @property
     def backwards(self) -> bool:

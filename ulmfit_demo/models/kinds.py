@@ -28,6 +28,7 @@ from typing import Any, Callable
 
 from ulmfit_demo.models import registry
 from ulmfit_demo.models.registry import ModelError
+from ulmfit_demo.models.store import Loaded, load
 
 # Characters read from one text. spaCy refuses more than 1,000,000; a review longer than this says nothing more
 # to a sentiment model than its first part does (the classifier only pools over its last 1,440 tokens anyway).
@@ -146,6 +147,22 @@ class Model:
         """Install the bundle `z` (its checked `meta` read already) as a new model; returns its id. `install` installs
         another bundle (an ensemble's members)."""
         raise ModelError(f"A {cls.what} cannot be imported from a bundle.")
+
+
+class Stored(Model):
+    "A kind whose own files `store.load` rebuilds (the AWD-LSTMs, the baseline): it answers from that `Loaded`."
+
+    def __init__(self, loaded: Loaded):
+        super().__init__(loaded.id, loaded.meta)
+        self.loaded = loaded
+
+    @classmethod
+    def open(cls, model_id):
+        return cls(load(model_id))
+
+    @property
+    def labels(self) -> list[str]:
+        return self.loaded.labels
 
 
 def bundle_bytes(m: Model) -> bytes:

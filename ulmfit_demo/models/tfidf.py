@@ -14,9 +14,9 @@ from pathlib import Path
 from ulmfit_demo.judge import baseline, calibration
 from ulmfit_demo.models import kinds
 from ulmfit_demo.models.checks import baseline_files, load_baseline_checked
-from ulmfit_demo.models.kinds import BUNDLE_README, CLASSIFY, Model, blank_rows, check_text, register, verdict
+from ulmfit_demo.models.kinds import BUNDLE_README, CLASSIFY, Stored, blank_rows, check_text, register, verdict
 from ulmfit_demo.models.registry import META, ModelError, model_folder, models_dir
-from ulmfit_demo.models.store import _save_baseline, load
+from ulmfit_demo.models.store import _save_baseline
 
 ATTRIBUTION_METHOD = ("Linear weights: each word's score is its share of the TF-IDF x logistic-regression "
                       "weight behind the verdict (a two-word phrase's weight is split between its two "
@@ -24,25 +24,13 @@ ATTRIBUTION_METHOD = ("Linear weights: each word's score is its share of the TF-
 
 
 @register
-class Baseline(Model):
+class Baseline(Stored):
     kind = "baseline"
     tasks = frozenset({CLASSIFY})
     what = "a TF-IDF baseline"
     noun = "TF-IDF baseline"
     no_fastai_export = ("A baseline has no fastai export: it is scikit-learn (TF-IDF + logistic regression), not a "
                         "fastai model. Its bundle's README shows how to use it with numpy and scikit-learn.")
-
-    def __init__(self, loaded):
-        super().__init__(loaded.id, loaded.meta)
-        self.loaded = loaded
-
-    @classmethod
-    def open(cls, model_id):
-        return cls(load(model_id))
-
-    @property
-    def labels(self) -> list[str]:
-        return self.loaded.labels
 
     def cannot(self, task):
         if task != CLASSIFY:

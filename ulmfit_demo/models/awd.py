@@ -53,6 +53,15 @@ def _make_tokenizer(loaded: Loaded):
     return TokenizeWithRules(WordTokenizer(), rules=rules), False
 
 
+def reads_backwards(meta: dict) -> bool:
+    """Whether a stored AWD-LSTM's metadata says it was trained on reversed text: in its `arch`, in its training
+    record (what a run saves), or in the config its builder recorded there."""
+    training = meta.get("training") or {}
+    cfg = training.get("config")
+    return bool((meta.get("arch") or {}).get("backwards") or training.get("backwards")
+                or (isinstance(cfg, dict) and cfg.get("backwards")))
+
+
 class AwdModel(Stored):
     "What both AWD-LSTM kinds share: the loaded network, its tokenizer and vocab, and the bundle format."
 
@@ -66,8 +75,7 @@ class AwdModel(Stored):
     @property
     def backwards(self) -> bool:
         "Trained on reversed text (fastai's `backwards=True`): token order is reversed before the model reads it."
-        m = self.meta
-        return bool((m.get("arch") or {}).get("backwards") or (m.get("training") or {}).get("backwards"))
+        return reads_backwards(self.meta)
 
     def idx(self, tok: str, default: int = 0) -> int:
         return self.loaded.o2i.get(tok, default)

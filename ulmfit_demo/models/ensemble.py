@@ -11,7 +11,11 @@ ensemble's accuracy is only what `evaluate` measured on given texts, recorded wi
 Refused, storing nothing: fewer than two members, a member listed twice, a missing member, a language model, members
 whose labels differ, and nested ensembles (an ensemble as a member: list its members instead; flattening would
 silently change their weights). A model that an ensemble uses cannot be deleted (`registry.delete` names the
-ensemble). A bundle of an ensemble carries each member's own bundle, and importing it installs them too.
+ensemble). A bundle of an ensemble carries each member's own bundle, and importing it installs them too, except a
+member that is a shipped model this machine has with the same files ("bundled", or a part of it), which is reused.
+
+The bundled sentiment model may itself be an ensemble (`shipped`): its folder holds its members' folders, each a
+model of its own with id `bundled.<sub>`, which the user's ensembles may list as members like any classifier.
 
 The kind (`Ensemble`) answers through `kinds.Model`'s verbs like any model; the functions below build, store and
 measure one. Over 400 lines in one module on purpose: building, checking, predicting, measuring and bundling an
@@ -36,7 +40,7 @@ from ulmfit_demo.data.labels import same as same_labels
 from ulmfit_demo.models import kinds, registry
 from ulmfit_demo.models.awd import ATTR_WORK, MAX_ATTR_WORDS
 from ulmfit_demo.models.kinds import BUNDLE_README, CLASSIFY, MAX_BUNDLE_MEMBER, Model, check_text, register
-from ulmfit_demo.models.registry import BUNDLED_ID, FORMAT, FORMAT_VERSION, META, ModelError
+from ulmfit_demo.models.registry import FORMAT, FORMAT_VERSION, META, ModelError
 
 KIND = "ensemble"
 MEMBER_KINDS = ("classifier", "baseline")
@@ -185,9 +189,12 @@ def plan(member_ids: list[str], name: str, weights: list[float] | None = None) -
         except ModelError as e:
             raise ModelError(f"Cannot build the ensemble: {e}") from None
         if row["kind"] == KIND:
-            inner = ", ".join(m["id"] for m in registry.read_meta(mid).get("members", []))
-            raise ModelError(f"{row['name']!r} ({mid}) is itself an ensemble (of {inner}). Ensembles are not nested: "
-                             f"list its members beside the other models instead.")
+            inner = [m["id"] for m in registry.read_meta(mid).get("members", [])]
+            others = " ".join(m for m in ids if m != mid)
+            # The bundled model may be an ensemble too: its members (`bundled.fwd`, ...) are models of their own.
+            raise ModelError(f"{row['name']!r} ({mid}) is itself an ensemble (of {', '.join(inner)}). Ensembles are "
+                             f"not nested: list its members beside the other models instead (`models ensemble "
+                             f"{' '.join(inner)} {others} --name NAME`).")
         if row["kind"] not in MEMBER_KINDS:
             raise ModelError(f"{row['name']!r} ({mid}) is a {row['kind'].replace('_', ' ')}, not a classifier: an "
                              f"ensemble averages the probabilities of sentiment classifiers or baselines. Use the "
@@ -404,15 +411,29 @@ Each member is an ordinary model bundle with its own README (how to load it with
 """
 
 
-def _same_as_bundled(member_meta: dict) -> bool:
-    "A member exported from the bundled model, and this machine has that very model: use it instead of a copy."
+def _fingerprint(meta: dict):
+    "What a model's files are, from the hashes its metadata records (an AWD-LSTM's weights, a baseline's files)."
+    if (meta.get("weights") or {}).get("sha256"):
+        return meta["weights"]["sha256"]
+    files = meta.get("files")
+    if isinstance(files, dict) and files:
+        return sorted((str(k), v.get("sha256")) for k, v in files.items() if isinstance(v, dict))
+    return None
+
+
+def _same_as_shipped(member_meta: dict) -> str | None:
+    """The id of the shipped model a member was exported from ("bundled", or a part of it such as "bundled.fwd") when
+    this machine has that very model (the same files): use it instead of a copy."""
+    mid = member_meta.get("id")
+    if not registry.is_bundled(mid):
+        return None
     try:
-        mine = registry.read_meta(BUNDLED_ID)
-        registry.get(BUNDLED_ID)
+        registry.get(mid)
+        mine = registry.read_meta(mid)
     except ModelError:
-        return False
-    w = (member_meta.get("weights") or {}).get("sha256")
-    return member_meta.get("id") == BUNDLED_ID and bool(w) and w == (mine.get("weights") or {}).get("sha256")
+        return None
+    theirs = _fingerprint(member_meta)
+    return mid if theirs is not None and theirs == _fingerprint(mine) else None
 
 
 def _import_bundle(z: zipfile.ZipFile, meta: dict, name: str | None, install: Callable[[bytes], str]) -> str:
@@ -436,8 +457,8 @@ def _import_bundle(z: zipfile.ZipFile, meta: dict, name: str | None, install: Ca
                 raise ModelError(f"{entry} in the ensemble bundle is not a readable model bundle ({e}).") from None
             if not isinstance(inner_meta, dict) or inner_meta.get("kind") not in MEMBER_KINDS:
                 raise ModelError(f"{entry} in the ensemble bundle is not a classifier or baseline bundle: refused.")
-            if _same_as_bundled(inner_meta):
-                new_ids.append(BUNDLED_ID)
+            if mine := _same_as_shipped(inner_meta):
+                new_ids.append(mine)
                 continue
             mid = install(raw)
             installed.append(mid)

@@ -4,7 +4,13 @@ A model is a folder `models/<model_id>/` (`weights.safetensors`, `meta.json`, `s
 `store`) plus a row in a SQLite index beside them (`models/registry.db`). The folder is the truth: a folder moved
 into place without its row (a crash in between) is registered again on the next listing. Ids are checked before
 they touch a path. Also here: the folder format's names and `ModelError`, which every module of `models` raises.
+
+Two models ship with the app and are listed beside the user's, read-only: the bundled sentiment model ("bundled",
+`assets/sentiment`) and the starter language model ("starter"). The bundled one is either one classifier or an
+ensemble whose members lie in its sub-folders (`assets/sentiment/fwd/`, ...): each member is a model of its own,
+`bundled.<sub>`, found by id (`predict --model bundled.fwd`) but listed only as a part of "bundled".
 """
+import hashlib
 import json
 import os
 import re
@@ -34,15 +40,57 @@ class ModelError(ValueError):
     "A model cannot be saved, loaded, imported or found: the message says what was wrong and what to do."
 
 
-# The sentiment model shipped with the app (`assets/sentiment`, built by `train/bundled.py`): listed with the user's
-# models as id "bundled", origin "bundled"; read-only (never renamed, deleted or overwritten) and hash-checked before
-# use. `ULMFIT_DEMO_BUNDLED` points elsewhere (tests, or a rebuilt one).
+# The sentiment model shipped with the app (`assets/sentiment`, written by `shipped.export`): listed with the user's
+# models as id "bundled", origin "bundled"; read-only (never renamed, deleted or overwritten) and every file
+# hash-checked against its manifest before use. `ULMFIT_DEMO_BUNDLED` points elsewhere (tests, or a rebuilt one).
 BUNDLED_ID = "bundled"
 BUNDLED_DIR = Path(__file__).resolve().parents[2] / "assets" / "sentiment"
+# When the bundled model is an ensemble, each member is a model folder `<bundled_dir>/<sub>/` with id `bundled.<sub>`.
+# A short plain name: it becomes a folder name, so it can never be a path.
+_MEMBER_RE = re.compile(r"^bundled\.([a-z][a-z0-9_]{0,31})$")
 
 
 def bundled_dir() -> Path:
     return Path(os.environ.get("ULMFIT_DEMO_BUNDLED") or BUNDLED_DIR)
+
+
+def shipped_member(model_id) -> str | None:
+    "The sub-folder of a shipped member's id (`bundled.fwd` -> `fwd`); None for any other id. Checks the form only."
+    m = _MEMBER_RE.match(model_id) if isinstance(model_id, str) else None
+    return m.group(1) if m else None
+
+
+def is_bundled(model_id) -> bool:
+    "The bundled model or one of its members: files in the app's assets, read-only, checked by their manifest."
+    return model_id == BUNDLED_ID or shipped_member(model_id) is not None
+
+
+def _bundled_meta() -> dict | None:
+    try:
+        meta = json.loads((bundled_dir() / META).read_text())
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
+def bundled_members() -> list[str]:
+    "The member ids the bundled model's metadata lists (`bundled.<sub>`); [] when it is one classifier, or missing."
+    meta = _bundled_meta() or {}
+    if meta.get("kind") != "ensemble":
+        return []
+    return [m["id"] for m in meta.get("members") or [] if isinstance(m, dict) and shipped_member(m.get("id"))]
+
+
+def _member_folder(model_id: str) -> Path:
+    "A shipped member's folder, once the bundled model's metadata is seen to list it; `ModelError` otherwise."
+    members = bundled_members()
+    if model_id not in members:
+        have = ", ".join(members)
+        raise ModelError(f"There is no model {model_id!r}: the bundled sentiment model "
+                         + (f"has the members {have}." if have else "has no members (it is one classifier, "
+                            f"id {BUNDLED_ID!r}).") + " Its members are used by id, e.g. `predict --model "
+                         + (members[0] if members else BUNDLED_ID) + "`.")
+    return bundled_dir() / shipped_member(model_id)
 
 
 # The starter language model shipped with the app (`assets/starter_lm`, see `models.starter`): listed as id "starter"
@@ -59,22 +107,38 @@ def models_dir() -> Path:
 
 
 def model_folder(model_id: str) -> Path:
-    "Where a model's files are: the bundled one in the app's assets, every other under the home's models/."
+    "Where a model's files are: the bundled one (and its members) in the app's assets, every other under models/."
     if model_id == STARTER_ID:
         return starter.folder()
+    if shipped_member(model_id):
+        return _member_folder(model_id)
     return bundled_dir() if model_id == BUNDLED_ID else models_dir() / _check_id(model_id)
 
 
 def _bundled_row() -> dict | None:
     "The bundled model's registry row from its metadata (cheap: no hashing), or None when it is not there."
-    try:
-        meta = json.loads((bundled_dir() / META).read_text())
-    except (OSError, ValueError):
+    meta = _bundled_meta()
+    if meta is None:
         return None
     return {"id": BUNDLED_ID, "name": meta.get("name", "Bundled sentiment model"), "kind": meta.get("kind"),
             "run_id": None, "corpus": meta.get("corpus"), "metrics": meta.get("metrics") or {},
             "created": meta.get("created", ""), "size_bytes": _folder_size(bundled_dir()), "source": "bundled",
             "origin": "bundled"}
+
+
+def _member_row(model_id: str) -> dict:
+    "A shipped member's registry row from its own metadata; `ModelError` when bundled lists no such member."
+    folder = model_folder(model_id)
+    try:
+        meta = json.loads((folder / META).read_text())
+    except (OSError, ValueError):
+        raise ModelError(f"The bundled sentiment model is damaged: the metadata of its member {model_id!r} "
+                         f"({folder / META}) cannot be read. Restore assets/sentiment from git, or rebuild it. Your "
+                         f"own models are not affected.") from None
+    return {"id": model_id, "name": meta.get("name") or model_id, "kind": meta.get("kind"), "run_id": None,
+            "corpus": meta.get("corpus"), "metrics": meta.get("metrics") or {}, "created": meta.get("created", ""),
+            "size_bytes": _folder_size(folder), "source": "bundled", "origin": "bundled",
+            "part_of": BUNDLED_ID}
 
 
 def _starter_row() -> dict | None:
@@ -142,7 +206,10 @@ def list_models(kind: str | None = None) -> list[dict]:
         rows = [dict(_row(r), origin=r["source"]) for r in con.execute(q, (kind,) if kind else ())]
     b = _bundled_row()
     # Last: the user's own models come first ("latest" is theirs); the shipped ones are there when they have none.
-    shipped = [b] if b and (kind is None or b["kind"] == kind) else []
+    # The bundled model is the app's sentiment classifier however it is made (one classifier, or an ensemble), so it
+    # is listed where classifiers are asked for: `latest` classifier on a fresh machine is it. Its members are not
+    # listed: they are parts of it (`bundled_members`).
+    shipped = [b] if b and (kind in (None, b["kind"]) or (kind == "classifier" and b["kind"] == "ensemble")) else []
     if kind == "language_model":  # see STARTER_ID for why only here
         shipped += [s] if (s := _starter_row()) else []
     return rows + shipped
@@ -157,6 +224,8 @@ def get(model_id: str) -> dict:
                              f"read). Restore assets/sentiment from git, or rebuild it: python -m "
                              f"ulmfit_demo.train.bundled. Your own models are not affected.")
         return b
+    if shipped_member(model_id):
+        return _member_row(model_id)
     if model_id == STARTER_ID:
         s = _starter_row()
         if s is None:
@@ -173,8 +242,12 @@ def get(model_id: str) -> dict:
 
 def resolve(ref: str, kind: str | None = None) -> str:
     "A model id from an id, a unique name, or `latest` (newest model of `kind`)."
-    rows = list_models(kind)
     what = {"classifier": "classifier", "language_model": "language model", "ensemble": "ensemble"}.get(kind, "model")
+    if shipped_member(ref):  # a part of the bundled model: not listed, found by its id
+        if kind and get(ref)["kind"] != kind:
+            raise ModelError(f"Model {ref!r} is not a {what}: pick a {what} (`models list`).")
+        return ref
+    rows = list_models(kind)
     if ref == "latest":
         if not rows:
             raise ModelError(f"There is no {what} yet: train one first (Train page, or `python -m ulmfit_demo train`).")
@@ -193,6 +266,9 @@ def resolve(ref: str, kind: str | None = None) -> str:
 
 
 def _refuse_bundled(model_id: str, what: str) -> None:
+    if shipped_member(model_id):
+        raise ModelError(f"{model_id!r} is a part of the bundled sentiment model, which ships with the app: it cannot "
+                         f"be {what}. Export it and import the bundle to get a copy of your own.")
     if model_id == BUNDLED_ID:
         raise ModelError(f"The bundled sentiment model ships with the app and cannot be {what}. Export it and import "
                          f"the bundle to get a copy of your own.")
@@ -238,7 +314,7 @@ def _member_ids(model_id: str) -> list[str]:
     except ModelError:
         return []
     return [m["id"] for m in members if isinstance(m, dict) and isinstance(m.get("id"), str)
-            and (m["id"] == BUNDLED_ID or _ID_RE.match(m["id"]))]
+            and (is_bundled(m["id"]) or _ID_RE.match(m["id"]))]
 
 
 def used_by(model_id: str) -> list[dict]:
@@ -265,8 +341,8 @@ _ID_RE = re.compile(r"^[a-z]+-\d{8}-\d{6}-[0-9a-f]{4,8}$")
 
 
 def _check_id(model_id: str) -> str:
-    # Ids become folder names: never let one be a path.
-    if model_id in SHIPPED:
+    # Ids become folder names: never let one be a path (a shipped member's sub-folder is a plain name, `_MEMBER_RE`).
+    if model_id in SHIPPED or shipped_member(model_id):
         return model_id
     if not isinstance(model_id, str) or not _ID_RE.match(model_id):
         raise ModelError(f"{model_id!r} is not a model id (they look like clas-20250101-120000-1a2b).")
@@ -296,6 +372,9 @@ def _folder_size(p: Path) -> int:
 
 def stamp(model_id: str) -> str:
     "Changes when the model's files change: caches of loaded models key on it."
+    if is_bundled(model_id):
+        # Every file of the bundled folder, members' included: loading any part checks the whole folder (`store.load`).
+        return _tree_stamp(bundled_dir())
     p = model_folder(model_id) / WEIGHTS
     if model_id == STARTER_ID:
         p = p.with_name("lm.safetensors")
@@ -305,8 +384,20 @@ def stamp(model_id: str) -> str:
         st = p.stat()
     except FileNotFoundError:
         return "missing"
-    where = f"{p.parent}-" if model_id in SHIPPED else ""  # ULMFIT_DEMO_BUNDLED/_STARTER may point at another copy
+    where = f"{p.parent}-" if model_id == STARTER_ID else ""  # ULMFIT_DEMO_STARTER may point at another copy
     own = f"{where}{st.st_mtime_ns}-{st.st_size}"
     if model_id.startswith(ID_PREFIX["ensemble"] + "-"):  # an ensemble answers with its members' files
         own += "+" + "+".join(stamp(m) for m in _member_ids(model_id))
     return own
+
+
+def _tree_stamp(folder: Path) -> str:
+    "The folder (its path: it may be another copy) and the time and size of every file in it; 'missing' without it."
+    try:
+        files = sorted((str(f.relative_to(folder)), f.stat()) for f in folder.rglob("*") if f.is_file())
+    except OSError:  # a file went while we looked: the next call sees the folder as it is then
+        return "changing"
+    if not files:
+        return "missing"
+    every = "+".join(f"{name}:{st.st_mtime_ns}-{st.st_size}" for name, st in files)
+    return f"{folder}-{hashlib.sha256(every.encode()).hexdigest()[:16]}"

@@ -18,9 +18,9 @@ from typing import Any
 from ulmfit_demo.models import starter
 from ulmfit_demo.models.arch import _jsonable, describe_model
 from ulmfit_demo.models.checks import _sha256, baseline_files, load_baseline_checked, load_weights_checked
-from ulmfit_demo.models.registry import (BUNDLED_ID, STARTER_ID, FORMAT, FORMAT_VERSION, KINDS, META, SPM, WEIGHTS, ModelError, _check_id,
-                                         _check_name, _folder_size, _new_id, _now, _register, get, models_dir,
-                                         model_folder, read_meta)
+from ulmfit_demo.models.registry import (FORMAT, FORMAT_VERSION, KINDS, META, SPM, STARTER_ID, WEIGHTS, ModelError,
+                                         _check_id, _check_name, _folder_size, _new_id, _now, _register, bundled_dir,
+                                         get, is_bundled, model_folder, models_dir, read_meta)
 
 
 def _versions() -> dict:
@@ -207,9 +207,10 @@ def load(model_id: str) -> Loaded:
     if model_id == STARTER_ID:
         return _load_starter(row)
     folder = model_folder(model_id)
-    if model_id == BUNDLED_ID:  # shipped files: every one checked against its manifest before use
+    if is_bundled(model_id):  # shipped files: every one (all members' too) checked against the manifest before use
         try:
-            starter.check(folder, what="sentiment model", rebuild=" or rebuild it: python -m ulmfit_demo.train.bundled")
+            starter.check(bundled_dir(), what="sentiment model",
+                          rebuild=" or rebuild it: python -m ulmfit_demo.train.bundled")
         except starter.StarterError as e:
             raise ModelError(str(e)) from None
     meta = read_meta(model_id)

@@ -11,6 +11,8 @@ beside them, and everything that uses them. One module per job:
 - `awd` (AWD-LSTM `Classifier` and `LanguageModel`), `tfidf` (the TF-IDF `Baseline`), `ensemble` (`Ensemble`:
   several classifiers of one label set averaging their probabilities): the kinds, each registering itself.
 - `starter`: the starter language models shipped in `assets/` (found, checked against their manifest, loaded).
+- `shipped`: a stored model written as the bundled sentiment model's folder (one classifier, or an ensemble with
+  its members' folders inside, `bundled.<sub>`), with the manifest every load checks.
 - `bundle`: the model zip, exported and imported (no code inside, so always safe to import).
 - `fastai_export`: fastai's `learn.export()` pickle, exported for fastai users and imported with `trust=True`.
 - `pickles`: what a pickle would import, read without running it, shown before the trust question.

@@ -38,9 +38,10 @@ c2.metric("Device", "GPU" if dev["device"] == "cuda" else "CPU", help=dev["name"
 
 # Every model a page can use now: the user's own, and the two shipped with the app (the bundled sentiment model, and
 # the starter language model Generate writes with), so a fresh machine does not read "0" while both already work.
-own = [m for m in models.list_models() if m["origin"] != "bundled"]
-shipped = [m for m in models.list_models("classifier") + models.list_models("language_model")
-           if m["origin"] == "bundled"]
+# The starter is listed only where language models are asked for; the bundled model wherever all are.
+every = models.list_models()
+own = [m for m in every if m["origin"] != "bundled"]
+shipped = [m for m in every + models.list_models("language_model") if m["origin"] == "bundled"]
 c3.metric("Models ready", len(own) + len(shipped),
           help=f"{len(own)} trained or imported on this machine"
           + (" + shipped with the app: " + ", ".join(m["name"] for m in shipped) if shipped else "") + ".")

@@ -52,11 +52,24 @@ row = mw.pick_model(kinds.CLASSIFY, "sent_model", "Sentiment model", where=st.si
 if row is None:
     mw.train_link("sentiment classifier")
     st.stop()
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _made_of(model_id: str, stamp: str) -> str | None:
+    return mw.made_of(model_id)
+
+
+try:  # an ensemble (the bundled model may be one) says what it is made of, in words for the audience too
+    made = _made_of(row["id"], models.stamp(row["id"]))
+except models.ModelError:
+    made = None  # a broken model says so where it is used, below
+if made:
+    st.caption(made)
 acc = (row.get("metrics") or {}).get("accuracy")
 base = (row.get("metrics") or {}).get("baseline_accuracy")
 BASELINE_GAP = 0.05  # this far below the baseline fitted on the same split, the page says so (a demo deserves better)
 if acc is not None and not presenter and (acc < WEAK_ACCURACY or (base is not None and acc < base - BASELINE_GAP)):
-    b = next((m for m in models.list_models("classifier") if m["id"] == "bundled"), None)
+    b = next((m for m in models.list_models() if m["id"] == "bundled"), None)
     bt = (b or {}).get("metrics", {}).get("test_accuracy")
     other = ("" if b is None or row["id"] == "bundled" else " For a demo, pick the bundled sentiment model in the "
              "sidebar" + (f" ({bt:.0%} on IMDb's 25,000 test reviews)." if bt is not None else "."))

@@ -7,7 +7,7 @@ from pathlib import Path
 from ulmfit_demo import config, models
 from ulmfit_demo.cli import Bar, add_command, fail
 from ulmfit_demo.data import corpora
-from ulmfit_demo.models import ensemble, fastcpu, inference, kinds
+from ulmfit_demo.models import ensemble, fastcpu, inference, kinds, registry
 
 
 def register(sub):
@@ -38,7 +38,8 @@ def register(sub):
     q = msub.add_parser("ensemble", help="one model that averages the probabilities of classifiers with the same "
                                          "labels (e.g. forward + backward, + the baseline)")
     q.add_argument("members", nargs="+", metavar="MODEL",
-                   help="ids or names of classifiers or baselines ('bundled' for the shipped model); two or more")
+                   help="ids or names of classifiers or baselines ('bundled' for the shipped model, or its parts "
+                        "such as 'bundled.fwd' when it is an ensemble); two or more")
     q.add_argument("--name", required=True)
     q.add_argument("--weights", type=float, nargs="+", metavar="W", help="one per member (default: equal)")
     q.add_argument("--eval-dataset", metavar="CORPUS",
@@ -49,7 +50,8 @@ def register(sub):
 
     q = add_command(sub, "predict")
     q.add_argument("--model", default="latest",
-                   help="id or name of a classifier or baseline, or 'latest' classifier (default)")
+                   help="id or name of a classifier, baseline or ensemble ('bundled': the shipped model; "
+                        "'bundled.fwd' and so on: its parts), or 'latest' classifier (default)")
     src = q.add_mutually_exclusive_group(required=True)
     src.add_argument("--text")
     src.add_argument("--csv", help="input CSV; needs --text-col and --out")
@@ -81,7 +83,11 @@ def cmd_list(args):
         print("No models yet: train one (python -m ulmfit_demo train ...) or import a bundle.")
     for r in rows:
         m = ", ".join(f"{k} {v:.4g}" for k, v in r["metrics"].items() if isinstance(v, (int, float)))
-        print(f"{r['id']:<28} {r['kind']:<15} {r['name'][:30]:<30} {r['corpus'] or '':<12} {m}")
+        shipped = "  [ships with the app, read-only]" if r.get("origin") == "bundled" else ""
+        print(f"{r['id']:<28} {r['kind']:<15} {r['name'][:30]:<30} {r['corpus'] or '':<12} {m}{shipped}")
+        if r["id"] == registry.BUNDLED_ID and (parts := registry.bundled_members()):
+            # Not listed on their own lines (they are parts of it), yet each can be used: `predict --model bundled.fwd`.
+            print(f"{'':<28} made of {', '.join(parts)} (each usable by id)")
 
 
 def cmd_export(args):

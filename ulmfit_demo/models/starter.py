@@ -37,8 +37,8 @@ def card(path: Path | None = None) -> dict | None:
         return None
 
 
-SOURCES = {"imdb": "IMDb reviews", "wikitext2_small": "Wikipedia", "yelp_sentences": "Yelp sentences",
-           "amazon_reviews": "Amazon product reviews", "demo": "the demo reviews"}
+SOURCES = {"imdb": "IMDb reviews", "imdb_sample": "IMDb reviews", "wikitext2_small": "Wikipedia",
+           "yelp_sentences": "Yelp sentences", "amazon_reviews": "Amazon product reviews", "demo": "the demo reviews"}
 
 
 def read_from(c: dict | None) -> str:

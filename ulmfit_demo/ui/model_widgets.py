@@ -5,13 +5,15 @@ Every piece of text that goes into `unsafe_allow_html` passes through `html.esca
 """
 import html
 import math
+import re
 from datetime import datetime
 
 import plotly.graph_objects as go
 import streamlit as st
 
 from ulmfit_demo import config, models
-from ulmfit_demo.models import kinds
+from ulmfit_demo.models import kinds, starter
+from ulmfit_demo.models.awd import reads_backwards
 
 KIND_WORDS = {k: cls.noun for k, cls in kinds.CLASSES.items()}
 POSITIVE = "#1a7f37"
@@ -133,6 +135,38 @@ def starter_about(card: dict) -> str:
 
 def _and(words: list[str]) -> str:
     return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def made_of(model_id: str) -> str | None:
+    """What an ensemble is made of, in one sentence for people who do not train models, from its metadata and its
+    members': "Bundled sentiment model: the average of 3 models — a forward AWD-LSTM classifier, a backward one and
+    a TF-IDF baseline — trained on IMDb reviews, Yelp sentences and Amazon product reviews." None when the model is
+    not an ensemble."""
+    meta = models.read_meta(model_id)
+    members = meta.get("members") or []
+    if meta.get("kind") != "ensemble" or not members:
+        return None
+    parts, prev = [], (None, None)
+    for m in members:
+        if m.get("kind") == "baseline":
+            noun, side = "TF-IDF baseline", None
+        else:
+            try:
+                side = "backward" if reads_backwards(models.read_meta(m["id"])) else "forward"
+            except models.ModelError:  # a member gone: say what it was, not which way it read
+                side = None
+            noun = "AWD-LSTM classifier"
+        if prev[0] == noun:  # "a forward AWD-LSTM classifier, a backward one"
+            parts.append(f"a {side} one" if side and side != prev[1] else "another one")
+        else:
+            parts.append(f"a {side} {noun}" if side else f"a{'n' if noun[0] in 'AEIO' else ''} {noun}")
+        prev = (noun, side)
+    weights = [float(m.get("weight") or 0) for m in members]
+    how = "the average" if max(weights) - min(weights) < 1e-9 else "a weighted average"
+    corpora = [re.sub(r":.*$", "", c.strip()) for c in re.split(r"\+", meta.get("corpus") or "") if c.strip()]
+    read = list(dict.fromkeys(starter.SOURCES.get(c, c) for c in corpora if c != "?"))
+    head = f"{meta.get('name') or model_id}: {how} of {len(members)} models"
+    return f"{head} — {_and(parts)} — trained on {_and(read)}." if read else f"{head}: {_and(parts)}."
 
 
 # ----------------------------------------------------------------------------------------------------------- verdict

@@ -395,8 +395,8 @@ def _tree_stamp(folder: Path) -> str:
     "The folder (its path: it may be another copy) and the time and size of every file in it; 'missing' without it."
     try:
         files = sorted((str(f.relative_to(folder)), f.stat()) for f in folder.rglob("*") if f.is_file())
-    except OSError:  # a file went while we looked: the next call sees the folder as it is then
-        return "changing"
+    except OSError:  # a file went while we looked: a stamp nothing cached has, so the folder is read afresh
+        return f"changing-{secrets.token_hex(4)}"
     if not files:
         return "missing"
     every = "+".join(f"{name}:{st.st_mtime_ns}-{st.st_size}" for name, st in files)

@@ -276,3 +276,51 @@ def test_a_starter_build_that_fails_says_why_and_leaves_the_existing_starter_as_
     assert p.returncode == 1 and "directions must be" in p.stderr and "Traceback" not in p.stderr
     assert {q.name: q.read_bytes() for q in out.iterdir()} == before and not (tmp_path / "lm.building").exists()
     starter.check(out)
+
+
+# ------------------------------------------------------------------------------------------------ bundled v2 build
+
+TINY_BUNDLED = dict(corpus="demo", max_train_docs=160, holdout=0.25, max_holdout=40, bs=8, clas_seq_len=16,
+                    max_tokens=48, steps=[[-1, 2e-2], [0, 5e-3], [0, 3e-3]], precision="fp32")
+
+
+def _bundled(*args, env):
+    sets = [a for k, v in TINY_BUNDLED.items() for a in ("--set", f"{k}={json.dumps(v)}")]
+    e = dict(os.environ, PYTHONPATH=str(REPO), **env)
+    return subprocess.run([sys.executable, "-m", "ulmfit_demo.train.bundled", *args, *sets], cwd=REPO, env=e,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_the_bundled_build_pauses_resumes_and_ships_the_candidate_best_on_held_out_rows(use_starter, tmp_path):
+    env = {"ULMFIT_DEMO_HOME": str(tmp_path / "home"), "ULMFIT_DEMO_STARTER": str(use_starter)}
+    p = _bundled("direction", "fwd", "--time-limit-s", "0", env=env)
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    paused = json.loads(p.stdout.strip().splitlines()[-1])
+    assert paused["step"] == 1 and paused["model_id"] is None and "continue with --resume" in p.stdout
+    # Starting again without --resume would throw the finished epochs away: refused, and the checkpoint is kept.
+    p = _bundled("direction", "fwd", env=env)
+    assert p.returncode == 1 and "--resume" in p.stdout and "Traceback" not in p.stderr
+    p = _bundled("direction", "fwd", "--resume", env=env)
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    fwd = json.loads(p.stdout.strip().splitlines()[-1])
+    assert fwd["step"] >= 2 and fwd["model_id"] and "resumed after epoch 1" in p.stdout
+    p = _bundled("direction", "bwd", env=env)
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    out = tmp_path / "sentiment"
+    p = _bundled("finish", "--out", str(out), env=env)
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    card = json.loads((out / "card.json").read_text())
+    cands = card["candidates"]
+    assert set(cands) >= {"fwd", "fwd+bwd", "fwd+baseline", "fwd+bwd+baseline", "baseline"}
+    # Chosen on the held-out training rows only: no candidate of the four scores higher there.
+    best = max(cands[c]["held"]["score"] for c in ("fwd", "fwd+bwd", "fwd+baseline", "fwd+bwd+baseline"))
+    assert cands[card["chosen"]]["held"]["score"] == best
+    # Every candidate measured on the test rows (demo: its validation rows) and the out-of-domain sentences.
+    assert all(set(v["eval"]) == {"demo", "ood"} for v in cands.values())
+    assert cands["fwd"]["eval"]["ood"]["n"] == 200 and 0 <= cands["fwd"]["eval"]["ood"]["positive_share"] <= 1
+    assert card["directions"]["fwd"]["sittings"] == 2 and card["rows"]["train_by_source"]
+    starter.check(out)  # every file, members' included, matches the manifest
+    p = _cli("predict", "--model", "bundled", "--text", "A wonderful film.", "--json",
+             env={"ULMFIT_DEMO_HOME": str(tmp_path / "fresh"), "ULMFIT_DEMO_BUNDLED": str(out)})
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert json.loads(p.stdout)["label"] in ("positive", "negative")

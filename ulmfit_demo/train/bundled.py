@@ -1,22 +1,34 @@
-"""The bundled sentiment classifier (`--model bundled`): ULMFiT stage 3 from the starter language model, once, here.
+"""The bundled sentiment model (`--model bundled`): ULMFiT stage 3 from the two starter language models, built here.
 
-The starter LM already read every IMDb review (labels unused), so stage 2 (LM fine-tuning on the target corpus) is
-folded into it. This module fine-tunes a classifier on IMDb's 25k labelled training reviews with the seeds' recipe
-at the starter's size: the head first, then the last layer group, then everything, with discriminative learning
-rates `slice(lr / 2.6**4, lr)`. A seeded 10% of the training reviews is held out: the temperature is fitted there
-and the card's validation figures come from there; IMDb's 25k test reviews are only measured, never tuned on.
+The starters (`assets/starter_lm`, `assets/starter_lm_bwd`) already read every review of the mirror's IMDb, Yelp and
+Amazon corpora (labels unused), so stage 2 (LM fine-tuning on the target text) is folded into them. This module
+fine-tunes a forward and a backward classifier on the labelled training rows of several corpora at once
+(`BundledConfig.corpus`, a combined-corpus spec), then chooses what ships:
 
-Reviews are long and the model has only seen whole reviews, so a one-line input looked like nothing it knew (a
-length bias: most short sentences came out positive). Some training rows are therefore short crops of a review (1
-to 2 of its sentences) carrying the review's label. Long reviews are cut to their last `max_tokens` tokens to keep
-an epoch affordable on a CPU (the verdict of a review is mostly at its end; prediction still reads the whole text).
+1. `direction fwd` / `direction bwd`: one classifier per direction, each in its own process (one CPU thread each runs
+   two at once on 2 cores). Gradual unfreezing with discriminative learning rates: the head for one epoch, the last
+   layer group for one, then every layer for as many epochs as the held-out accuracy keeps rising (each a one-cycle
+   of its own at a falling top LR; the best epoch's weights are kept). A checkpoint is written after every epoch, so
+   `--resume` continues a build stopped by `--time-limit-s` or anything else. The finished classifier is stored in
+   the model store, calibrated on the held-out rows.
+2. `finish`: the TF-IDF baseline fitted on exactly the same training rows, then every candidate (forward; forward +
+   backward; each with the baseline as a member) measured on the held-out training rows, and the best of them
+   exported as the bundled model (`models.shipped.export`) with a card. The test splits and the out-of-domain
+   sentences are only measured, for the card, never used to choose.
+
+Held-out rows are drawn per source (`holdout` of its training rows, at most `max_holdout`), so each corpus counts
+the same in the choice: the score is the mean of the per-source accuracies. Reviews are long and a one-line input
+would look like nothing the model knew, so some training rows are short crops of a longer text (1 or 2 of its
+sentences, with its label), and long texts are cut to their last `max_tokens` tokens to keep an epoch affordable on
+a CPU (prediction still reads the whole text).
 """
 import argparse
+import hashlib
 import json
 import re
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -24,180 +36,378 @@ import pandas as pd
 
 from ulmfit_demo import config, models
 from ulmfit_demo.data import corpora
-from ulmfit_demo.judge import baseline, calibration, report
-from ulmfit_demo.models import registry, starter
+from ulmfit_demo.data.labels import canonical
+from ulmfit_demo.judge import baseline, calibration, ood, report
+from ulmfit_demo.models import ensemble, kinds, registry, shipped, starter
 from ulmfit_demo.train import evaluate
 from ulmfit_demo.train import stages as training
 from ulmfit_demo.train.presets import Config
 
+DIRECTIONS = ("fwd", "bwd")
+
 
 @dataclass(frozen=True)
 class BundledConfig:
-    valid_pct: float = 0.1  # held out of IMDb's training reviews: temperature fitting and validation figures
-    max_tokens: int = 320  # a training review is cut to its last this many tokens
-    crop_frac: float = 0.3  # this share of training reviews also gives a short crop (1-2 sentences) with its label
+    corpus: str = "imdb+yelp_sentences:120000+amazon_reviews"  # labelled `train` rows of these; see data.combined
+    holdout: float = 0.1  # of each source's training rows: early stopping, temperature, the candidates' choice
+    max_holdout: int = 2500  # per source, so the short Yelp sentences do not swamp the choice
+    max_tokens: int = 320  # a training text is cut to its last this many tokens
+    crop_frac: float = 0.3  # this share of training texts with 2+ sentences also gives a short crop with its label
     bs: int = 64
     clas_seq_len: int = 72
     drop_mult: float = 0.5
-    phases: tuple = ((-1, 1, 2e-2), (-2, 1, 1e-2), (0, 1, 5e-3))  # (freeze_to, epochs, top LR): gradual unfreezing
+    # (freeze_to, top LR) per epoch: head, last layer group, then all layers at falling LRs while held-out rises.
+    steps: tuple = ((-1, 2e-2), (-2, 1e-2), (0, 5e-3), (0, 3e-3), (0, 2e-3), (0, 1e-3), (0, 1e-3))
+    patience: int = 1  # all-layer epochs without a better held-out score before stopping
     lr_div: float = 2.6**4
-    max_train_docs: int | None = None  # tests: a small sample
-    max_test_docs: int | None = None
-    threads: int = 2
+    precision: str = "bf16"  # on a CPU: bf16 autocast (train/precision.py); weights stay fp32
+    max_train_docs: int | None = None  # per source, before the hold-out (tests)
+    max_test_docs: int | None = None  # per source
     seed: int = 42
 
+    def key(self) -> str:
+        "Names the build's checkpoint folder: another config is another build."
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:10]
 
-LABELS = {"neg": "negative", "pos": "positive"}
+
 _SENT = re.compile(r"(?<=[.!?])\s+")
+_BR = re.compile(r"<br\s*/?>")
+
+
+class BuildError(ValueError):
+    "The build cannot go on: the message says why and what to do."
 
 
 def crops(texts: list[str], labels: list[str], frac: float, seed: int) -> pd.DataFrame:
-    "Short crops (one or two consecutive sentences of a review, 3+ words) with the review's label."
+    "Short crops (one or two consecutive sentences of 3+ words) of texts with 2+ sentences, with the text's label."
     rng = np.random.RandomState(seed)
     rows = []
     for t, lab in zip(texts, labels):
-        if rng.rand() >= frac:
-            continue
-        sents = [s for s in _SENT.split(re.sub(r"<br\s*/?>", " ", t)) if len(s.split()) >= 3]
-        if not sents:
+        sents = [s for s in _SENT.split(_BR.sub(" ", t)) if len(s.split()) >= 3]
+        if len(sents) < 2 or rng.rand() >= frac:
             continue
         i = rng.randint(len(sents))
         rows.append((" ".join(sents[i:i + 1 + rng.randint(2)]), lab))
     return pd.DataFrame(rows, columns=["text", "label"])
 
 
-def build(starter_dir: Path, home_out: Path, cfg: BundledConfig = BundledConfig(), docs: pd.DataFrame | None = None,
-          log=print) -> dict:
-    """Train the classifier; returns what the card needs plus `model_id` (saved in the current model store) and the
-    held-out/test logits (`valid_logits`, `test_logits`, with their labels) for calibration and figures."""
+def rows(cfg: BundledConfig) -> dict[str, pd.DataFrame]:
+    """`train` (with crops), `held` (held-out training rows) and `test` frames (`text`, `label`, `source`); the same
+    rows for every call with the same config."""
+    df = corpora.load(cfg.corpus).df
+    if "source" not in df:
+        df = df.assign(source=cfg.corpus)
+    df = df[df["label"] != ""].assign(label=lambda d: d["label"].map(canonical))
+    trn, held, test = [], [], []
+    for src, part in df.groupby("source", sort=False):
+        tr = part[part["split"] == "train"]
+        if cfg.max_train_docs:
+            tr = tr.sample(n=min(cfg.max_train_docs, len(tr)), random_state=cfg.seed)
+        tr = tr.sample(frac=1.0, random_state=cfg.seed)
+        n_h = min(cfg.max_holdout, max(1, int(round(cfg.holdout * len(tr)))))
+        held.append(tr.iloc[:n_h])
+        trn.append(tr.iloc[n_h:])
+        te = part[part["split"] == "test"]
+        if te.empty:  # a corpus without a test split (the demo one): its validation rows are what it has
+            te = part[part["split"] == "valid"]
+        if cfg.max_test_docs:
+            te = te.sample(n=min(cfg.max_test_docs, len(te)), random_state=cfg.seed)
+        test.append(te)
+    cols = ["text", "label", "source"]
+    trn = pd.concat(trn)[cols]
+    cr = pd.concat([crops(part["text"].tolist(), part["label"].tolist(), cfg.crop_frac, cfg.seed).assign(source=src)
+                    for src, part in trn.groupby("source", sort=False)], ignore_index=True)
+    return {"train": pd.concat([trn, cr], ignore_index=True), "held": pd.concat(held)[cols].reset_index(drop=True),
+            "test": pd.concat(test)[cols].reset_index(drop=True), "n_crops": len(cr)}
+
+
+def build_dir(cfg: BundledConfig, direction: str) -> Path:
+    return config.home() / "bundled_build" / cfg.key() / direction
+
+
+def _state(folder: Path) -> dict | None:
+    try:
+        return json.loads((folder / "state.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _put_state(folder: Path, st: dict) -> None:
+    config.atomic_write(folder / "state.json", json.dumps(st, indent=1))
+
+
+def _recipe(cfg: BundledConfig, arch: dict, backwards: bool) -> Config:
+    return Config(tokenizer="subword", emb_sz=arch["emb_sz"], n_hid=arch["n_hid"], n_layers=arch["n_layers"],
+                  bs=cfg.bs, clas_seq_len=cfg.clas_seq_len, drop_mult_clas=cfg.drop_mult, lr_div=cfg.lr_div,
+                  pretrained="none", seed=cfg.seed, backwards=backwards)
+
+
+def held_scores(logits: np.ndarray, held: pd.DataFrame, labels: list[str]) -> dict:
+    "Accuracy per source of held-out rows and their mean (the score every choice here is made on)."
+    pred = np.asarray(labels)[logits.argmax(1)]
+    per = {src: float((pred[m] == held["label"].values[m]).mean())
+           for src in held["source"].unique() for m in [(held["source"] == src).values]}
+    return {"score": float(np.mean(list(per.values()))), "by_source": per}
+
+
+def train_direction(cfg: BundledConfig, direction: str, *, resume: bool = False, restart: bool = False,
+                    threads: int = 1, time_limit_s: float | None = None, log=print) -> dict:
+    """Fine-tune one direction's classifier (resumable, see the module's docstring). Returns the state: `done` with
+    `model_id` when finished, else paused with the epochs done so far."""
     import torch
     from fastai.torch_core import set_seed
 
-    torch.set_num_threads(cfg.threads)
-    t_all = time.time()
-    lm_state, vocab, sp_model, scard = starter.load(starter_dir)
-    arch = scard["arch"]
-    if docs is None:
-        docs = corpora.load("imdb").df
-    # One spelling of the verdicts across the app's models and the out-of-domain set.
-    lab = docs[docs["label"] != ""].assign(label=lambda d: d["label"].replace(LABELS))
-    train = lab[lab["split"] == "train"]
-    test = lab[lab["split"] == "test"]
-    if cfg.max_train_docs:
-        train = train.sample(n=min(cfg.max_train_docs, len(train)), random_state=cfg.seed)
-    if cfg.max_test_docs:
-        test = test.sample(n=min(cfg.max_test_docs, len(test)), random_state=cfg.seed)
-    rng = np.random.RandomState(cfg.seed)
-    is_valid = rng.rand(len(train)) < cfg.valid_pct
-    trn, val = train[~is_valid], train[is_valid]
-    cr = crops(trn["text"].tolist(), trn["label"].tolist(), cfg.crop_frac, cfg.seed)
-    log(f"{len(trn):,} training reviews + {len(cr):,} crops, {len(val):,} held out, {len(test):,} test reviews")
+    if direction not in DIRECTIONS:
+        raise BuildError(f"direction must be fwd or bwd, not {direction!r}.")
+    torch.set_num_threads(threads)
+    folder = build_dir(cfg, direction)
+    st = _state(folder)
+    if st and st.get("model_id") and not restart:
+        log(f"{direction}: already finished as {st['model_id']} ({folder}); --restart to build it again")
+        return st
+    if st and not (resume or restart):
+        raise BuildError(f"A {direction} build is already there ({st['step']} of {len(cfg.steps)} epochs done, "
+                         f"{folder}): pass --resume to continue it or --restart to discard it and start over.")
+    if restart or not st:
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        st = {"config": asdict(cfg), "direction": direction, "step": 0, "history": [], "best": None,
+              "train_s": 0.0, "sittings": 0, "model_id": None}
+    st["sittings"] += 1
+    t_start = time.time()
 
+    sfolder = starter.folder(backwards=direction == "bwd")
+    lm_state, vocab, sp_model, scard = starter.load(sfolder)
+    backwards = direction == "bwd"
+    if bool(scard.get("backwards") or (scard.get("arch") or {}).get("backwards")) != backwards:
+        raise BuildError(f"The starter in {sfolder} does not read {'backwards' if backwards else 'forwards'}: build "
+                         f"it first ({starter.REBUILD} --set directions={direction}).")
+    data = rows(cfg)
+    trn, held = data["train"], data["held"]
+    log(f"{direction}: {len(trn):,} training rows ({data['n_crops']:,} of them crops), {len(held):,} held out; "
+        f"by source {trn['source'].value_counts().to_dict()}")
     tok = training.Tok("subword", Path(sp_model))
     t0 = time.time()
-    tr_df = pd.concat([trn[["text", "label"]], cr], ignore_index=True)
-    tr_toks = [ts[:1] + ts[1:][-cfg.max_tokens:] for ts in tok.tokenize(tr_df["text"].tolist())]
-    va_toks = tok.tokenize(val["text"].tolist())
-    te_toks = tok.tokenize(test["text"].tolist())
-    log(f"tokenized in {time.time() - t0:.0f}s; mean training length {np.mean(list(map(len, tr_toks))):.0f} tokens")
+    tr_toks = [ts[:1] + ts[1:][-cfg.max_tokens:] for ts in tok.tokenize(trn["text"].tolist())]
+    he_toks = tok.tokenize(held["text"].tolist())
+    log(f"{direction}: tokenized in {time.time() - t0:.0f}s; mean training length "
+        f"{np.mean(list(map(len, tr_toks))):.0f} tokens")
 
-    rc = Config(tokenizer="subword", emb_sz=arch["emb_sz"], n_hid=arch["n_hid"], n_layers=arch["n_layers"],
-                bs=cfg.bs, clas_seq_len=cfg.clas_seq_len, drop_mult_clas=cfg.drop_mult, lr_div=cfg.lr_div,
-                clas_phases=tuple({"freeze_to": f, "epochs": e, "lr": lr} for f, e, lr in cfg.phases),
-                pretrained="none", seed=cfg.seed)
-    df = pd.DataFrame({"tokens": tr_toks + va_toks, "label": list(tr_df["label"]) + list(val["label"]),
-                       "is_valid": [False] * len(tr_toks) + [True] * len(va_toks)})
-    set_seed(cfg.seed, reproducible=True)
+    rc = _recipe(cfg, scard["arch"], backwards)
+    # fastai's own validation each epoch is a small sample (its loss is logged); the choice uses all held-out rows.
+    n_val = min(len(held), 256)
+    df = pd.DataFrame({"tokens": tr_toks + he_toks[:n_val],
+                       "label": list(trn["label"]) + list(held["label"][:n_val]),
+                       "is_valid": [False] * len(tr_toks) + [True] * n_val})
+    set_seed(cfg.seed + st["step"], reproducible=True)
     dls = training.clas_dls(df, vocab, rc, "cpu")
-    learn = training.clas_learner(dls, rc, Path(home_out) / "work", starter.encoder_of(lm_state))
-    rows = []
-    learn.logger = lambda row: (rows.append(list(row)), log("  ".join(
-        f"{v:.4f}" if isinstance(v, float) else str(v) for v in row)))
-    t0 = time.time()
-    training.fit_phases(learn, training.clas_phases(rc))
-    train_s = time.time() - t0
-    log(f"trained in {train_s / 60:.1f} min")
-
-    t0 = time.time()
+    learn = training.clas_learner(dls, rc, folder / "work", starter.encoder_of(lm_state))
+    training.apply_precision(learn, cfg.precision)
     labels = [str(c) for c in dls.vocab[1]]
-    va_logits = evaluate.clas_logits(learn, va_toks)
-    te_logits = evaluate.clas_logits(learn, te_toks)
-    eval_s = time.time() - t0
-    va_y = np.array([labels.index(v) for v in val["label"]])
-    te_y = np.array([labels.index(v) for v in test["label"]])
+    learn.logger = lambda row: log(f"{direction}: " + "  ".join(
+        f"{v:.4f}" if isinstance(v, float) else str(v) for v in row))
 
-    def probs(texts):
-        z = evaluate.clas_logits(learn, tok.tokenize(texts))
-        z = np.exp(z - z.max(1, keepdims=True))
-        return z / z.sum(1, keepdims=True)
+    k = st["step"]
+    if k:
+        training.set_trainable(learn, cfg.steps[k][0] if k < len(cfg.steps) else 0)
+        same_phase = k < len(cfg.steps) and cfg.steps[k - 1][0] == cfg.steps[k][0]
+        learn.load(str(folder / "last"), with_opt=same_phase)
+        log(f"{direction}: resumed after epoch {k} ({st['train_s'] / 60:.0f} min trained over "
+            f"{st['sittings'] - 1} sitting(s))")
+    while k < len(cfg.steps) and not _stopped(st, cfg):
+        ft, lr = cfg.steps[k]
+        if k == 0 or cfg.steps[k - 1][0] != ft:
+            training.set_trainable(learn, ft)
+        t0 = time.time()
+        with learn.no_bar():
+            learn.fit_one_cycle(1, slice(lr / cfg.lr_div, lr) if ft != -1 else lr)
+        took = time.time() - t0
+        sc = held_scores(evaluate.clas_logits(learn, he_toks, backwards), held, labels)
+        k += 1
+        better = st["best"] is None or sc["score"] > st["best"]["score"]
+        learn.save(str(folder / "last"), with_opt=True)
+        if better:
+            shutil.copyfile(folder / "last.pth", folder / "best.pth")
+            st["best"] = {"step": k, "score": sc["score"]}
+        st["history"].append({"epoch": k, "freeze_to": ft, "lr": lr, "train_s": round(took, 1), **sc})
+        st.update(step=k, train_s=st["train_s"] + took)
+        _put_state(folder, st)
+        log(f"{direction}: epoch {k} (freeze_to {ft}, lr {lr:g}) in {took / 60:.1f} min: held-out "
+            + ", ".join(f"{s} {a:.4f}" for s, a in sc["by_source"].items()) + f" (mean {sc['score']:.4f})"
+            + (" best" if better else ""))
+        if time_limit_s is not None and time.time() - t_start > time_limit_s and k < len(cfg.steps) \
+                and not _stopped(st, cfg):
+            log(f"{direction}: paused at the time limit after epoch {k}; continue with --resume")
+            return st
 
-    judged = report.judge(labels=labels, valid_logits=va_logits, valid_y=va_y, valid_texts=val["text"].tolist(),
-                          train_texts=trn["text"].tolist(), train_labels=trn["label"].tolist(),
-                          predict_probs=probs, seed=cfg.seed)
-    T = judged["calibration"]["temperature"]
-    # The card's yardstick: the baseline fitted on all 25k training reviews, on the same test reviews.
+    learn.load(str(folder / "best"), with_opt=False)
+    logits = evaluate.clas_logits(learn, he_toks, backwards)
+    y = np.array([labels.index(v) for v in held["label"]])
+    cal = report.calibrate(logits, y, seed=cfg.seed)
+    sc = held_scores(logits, held, labels)
+    metrics = {"accuracy": float((logits.argmax(1) == y).mean()), "n_valid": int(len(y)),
+               **{f"held_{s}": a for s, a in sc["by_source"].items()}}
+    if cal:
+        metrics.update(ece=cal["ece"], ece_uncalibrated=cal["ece_uncalibrated"], temperature=cal["temperature"])
+    name = f"Bundled sentiment, {'backward' if backwards else 'forward'} AWD-LSTM"
+    st["model_id"] = models.save_learner(
+        learn, kind="classifier", name=name, corpus=cfg.corpus, arch=training.arch_meta(rc, "clas"),
+        tokenizer=tok.meta, metrics=metrics, calibration=cal,
+        extra={"stage": "clas", "preset": "bundled", "config": asdict(cfg), "backwards": backwards,
+               "start": str(sfolder.name), "epochs": st["history"], "best_epoch": st["best"]["step"]})
+    _put_state(folder, st)
+    log(f"{direction}: done, best epoch {st['best']['step']} (held-out mean {st['best']['score']:.4f}); stored as "
+        f"{st['model_id']}")
+    return st
+
+
+def _stopped(st: dict, cfg: BundledConfig) -> bool:
+    "Early stopping: once every layer trains, `patience` epochs without a better held-out score end the build."
+    best = st["best"]
+    all_layers = [h for h in st["history"] if h["freeze_to"] == 0]
+    return bool(all_layers and best and st["step"] - best["step"] >= cfg.patience)
+
+
+# ------------------------------------------------------------------------------------------------------ choosing
+
+def _probs(model_id: str, texts: list[str]) -> np.ndarray:
+    "Calibrated probabilities [negative, positive] on the app's own prediction path (what a user gets)."
+    res = kinds.open(model_id).predict_batch(texts)
+    return np.array([[r["probs"].get("negative", 0.0), r["probs"].get("positive", 0.0)] for r in res])
+
+
+LABELS = ["negative", "positive"]
+
+
+def _figures(p: np.ndarray, frame: pd.DataFrame) -> dict:
+    "Accuracy per source, ECE and the share called positive of probabilities `p` on `frame`'s rows."
+    y = frame["label"].map(LABELS.index).values
+    out = {}
+    for src in frame["source"].unique():
+        m = (frame["source"] == src).values
+        out[src] = {"accuracy": float((p[m].argmax(1) == y[m]).mean()), "n": int(m.sum()),
+                    "ece": float(calibration.ece(p[m], y[m])), "positive_share": float((p[m].argmax(1) == 1).mean())}
+    return out
+
+
+def finish(cfg: BundledConfig, out: Path, log=print) -> dict:
+    """Fit the baseline on the same training rows, measure every candidate on the held-out rows, export the best
+    as the bundled model in `out` with its card. The test rows are measured for the card only."""
+    t_all = time.time()
+    ids = {d: (_state(build_dir(cfg, d)) or {}).get("model_id") for d in DIRECTIONS}
+    if not ids["fwd"]:
+        raise BuildError("The forward classifier is not built yet: run `python -m ulmfit_demo.train.bundled "
+                         "direction fwd` first (and `direction bwd` for the forward+backward candidates).")
+    data = rows(cfg)
+    trn, held, test = data["train"], data["held"], data["test"]
     t0 = time.time()
-    base = baseline.fit(train["text"].tolist(), train["label"].tolist(), seed=cfg.seed)
+    base = baseline.fit(trn["text"].tolist(), trn["label"].tolist(), seed=cfg.seed)
+    y_held = held["label"].map(LABELS.index).values
+    b_labels = [canonical(x) for x in base.labels]
+    z = base.logits(held["text"].tolist())[:, [b_labels.index(x) for x in LABELS]]
+    cal = report.calibrate(z, y_held, seed=cfg.seed)
+    base_id = models.save_baseline(
+        base, name="Bundled sentiment, TF-IDF baseline", corpus=cfg.corpus, calibration=cal,
+        metrics={"accuracy": float((z.argmax(1) == y_held).mean()), "n_valid": int(len(y_held))},
+        extra={"preset": "bundled", "config": asdict(cfg), "train_rows": int(len(trn))})
     base_s = time.time() - t0
-    base_test = float(np.mean([p == t for p, t in zip(base.predict(test["text"].tolist()), test["label"])]))
-    te_p = calibration.apply_temperature(te_logits, T)
-    test_fig = {"accuracy": float((te_logits.argmax(1) == te_y).mean()), "baseline_accuracy": base_test,
-                "ece": calibration.ece(te_p, te_y), "ece_uncalibrated": calibration.ece(
-                    calibration.apply_temperature(te_logits, 1.0), te_y), "n": int(len(te_y)),
-                "baseline_fit_s": round(base_s, 1), "baseline_train_reviews": int(len(train))}
-    metrics = dict(judged["metrics"], test_accuracy=test_fig["accuracy"],
-                   test_baseline_accuracy=base_test, test_ece=test_fig["ece"])
-    log(f"valid {metrics['accuracy']:.4f} (baseline {metrics['baseline_accuracy']:.4f}); test {test_fig['accuracy']:.4f}"
-        f" (baseline on 25k {base_test:.4f}); ECE test {test_fig['ece_uncalibrated']:.4f} -> {test_fig['ece']:.4f} "
-        f"(T {T:.2f}); OOD {metrics.get('ood_accuracy')}")
-    model_id = models.save_learner(
-        learn, kind="classifier", name="Bundled IMDb sentiment (starter LM)", corpus="imdb",
-        arch=training.arch_meta(rc, "clas"), tokenizer=tok.meta, metrics=metrics,
-        extra={"stage": "clas", "preset": "bundled", "config": asdict(cfg), "start": "starter"},
-        calibration=judged["calibration"], judge={"ood": judged.get("ood"), "test": test_fig})
-    return {"model_id": model_id, "labels": labels, "config": asdict(cfg), "epochs": rows, "metrics": metrics,
-            "test": test_fig, "ood": judged.get("ood"), "calibration": {k: v for k, v in judged["calibration"].items()
-                                                                       if not k.startswith("reliability")},
-            "n_train": len(trn), "n_crops": len(cr), "n_valid": len(val), "n_test": len(test),
-            "train_s": round(train_s, 1), "eval_s": round(eval_s, 1), "total_s": round(time.time() - t_all, 1),
-            "starter": {k: scard.get(k) for k in ("tokens_seen", "valid_perplexity", "train_s")}}
+    log(f"baseline fitted on the same {len(trn):,} training rows in {base_s:.0f}s: {base_id}")
+
+    members = {"fwd": ids["fwd"], "bwd": ids["bwd"], "baseline": base_id}
+    members = {k: v for k, v in members.items() if v}
+    cands = {"fwd": ["fwd"], "fwd+baseline": ["fwd", "baseline"]}
+    if "bwd" in members:
+        cands.update({"fwd+bwd": ["fwd", "bwd"], "fwd+bwd+baseline": ["fwd", "bwd", "baseline"]})
+    t0 = time.time()
+    p_held = {k: _probs(mid, held["text"].tolist()) for k, mid in members.items()}
+    ood_df = ood.load()
+    ood_frame = ood_df.assign(source="ood")[["text", "label", "source"]]
+    evalset = pd.concat([test, ood_frame], ignore_index=True)
+    p_eval = {k: _probs(mid, evalset["text"].tolist()) for k, mid in members.items()}
+    eval_s = time.time() - t0
+
+    table = {}
+    for name, parts in {**cands, "baseline": ["baseline"], "bwd": ["bwd"]}.items():
+        if not all(p in members for p in parts):
+            continue
+        ph = np.mean([p_held[p] for p in parts], axis=0)
+        pe = np.mean([p_eval[p] for p in parts], axis=0)
+        table[name] = {"members": parts, "held": held_scores(np.log(ph + 1e-12), held, LABELS),
+                       "eval": _figures(pe, evalset)}
+    # The choice: the best mean held-out accuracy over sources; a tie goes to fewer members.
+    chosen = max(cands, key=lambda c: (round(table[c]["held"]["score"], 6), -len(cands[c])))
+    log("held-out (mean over sources): " + ", ".join(f"{c} {table[c]['held']['score']:.4f}" for c in table)
+        + f" -> {chosen}")
+    parts = cands[chosen]
+    extra = {"build": {"chosen": chosen, "candidates": table, "config": asdict(cfg),
+                       "rows": {"train": int(len(trn)), "crops": int(data["n_crops"]), "held": int(len(held)),
+                                "test": int(len(test)),
+                                "train_by_source": trn["source"].value_counts().to_dict()}}}
+    if len(parts) == 1:
+        src_id = members[parts[0]]
+    else:
+        ens = ensemble.plan([members[p] for p in parts], "Bundled sentiment model")
+        src_id = ensemble.save(ens, source="built", extra={"preset": "bundled", "chosen": chosen})
+    shipped.export(src_id, Path(out), name="Bundled sentiment model", extra_meta=extra)
+    card = {"built": time.strftime("%Y-%m-%d %H:%M:%S"), "chosen": chosen, "members": {p: members[p] for p in parts},
+            "config": asdict(cfg), "candidates": table, "rows": extra["build"]["rows"],
+            "directions": {d: {k: v for k, v in (_state(build_dir(cfg, d)) or {}).items() if k != "config"}
+                           for d in DIRECTIONS},
+            "starters": {d: {k: (starter.card(starter.folder(d == "bwd")) or {}).get(k)
+                             for k in ("tokens_seen", "valid_perplexity", "train_s", "arch")} for d in DIRECTIONS},
+            "baseline_fit_s": round(base_s, 1), "eval_s": round(eval_s, 1), "finish_s": round(time.time() - t_all, 1)}
+    config.atomic_write(Path(out) / "card.json", json.dumps(card, indent=1, default=str))
+    starter.write_manifest(Path(out), sorted(str(p.relative_to(out)) for p in Path(out).rglob("*")
+                                             if p.is_file() and p.name != starter.MANIFEST))
+    return card
 
 
-def export(model_id: str, out: Path) -> Path:
-    """Copy a stored classifier into `out` as the bundled model: the same files and format as the store, id
-    "bundled", plus a manifest of hashes checked before every load."""
-    src = registry.models_dir() / registry._check_id(model_id)
-    out = Path(out)
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    meta = json.loads((src / registry.META).read_text())
-    meta.update(id=registry.BUNDLED_ID, source="bundled", run_id=None)
-    files = [registry.WEIGHTS, registry.SPM]
-    for f in files:
-        shutil.copyfile(src / f, tmp / f)
-    config.atomic_write(tmp / registry.META, json.dumps(meta, indent=1))
-    starter.write_manifest(tmp, files + [registry.META])
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.replace(out)
+def _parse_sets(pairs: list[str]) -> dict:
+    out = {}
+    fields = BundledConfig.__dataclass_fields__
+    for pair in pairs or []:
+        k, _, v = pair.partition("=")
+        if k not in fields:
+            raise BuildError(f"Unknown setting {k!r}: use one of {', '.join(fields)}.")
+        try:
+            out[k] = json.loads(v)
+        except ValueError:
+            out[k] = v
+        if isinstance(out[k], list):
+            out[k] = tuple(tuple(x) if isinstance(x, list) else x for x in out[k])
     return out
 
 
 def main(argv=None) -> int:
-    "python -m ulmfit_demo.train.bundled [--out assets/sentiment]: rebuild the bundled model (about an hour on 2 cores)."
+    """python -m ulmfit_demo.train.bundled {direction fwd|bwd, finish}: rebuild the bundled sentiment model (hours
+    on 2 cores: run both directions at once, one thread each, then finish)."""
     ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("what", choices=["direction", "finish"])
+    ap.add_argument("direction", nargs="?", choices=DIRECTIONS)
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a BundledConfig field")
+    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--restart", action="store_true")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--time-limit-s", type=float, default=None)
     ap.add_argument("--out", default=str(registry.BUNDLED_DIR))
-    ap.add_argument("--starter", default=str(starter.folder()))
-    ap.add_argument("--max-train-docs", type=int, default=None)
-    ap.add_argument("--max-test-docs", type=int, default=None)
     a = ap.parse_args(argv)
-    cfg = BundledConfig(max_train_docs=a.max_train_docs, max_test_docs=a.max_test_docs)
-    res = build(Path(a.starter), config.home(), cfg, log=lambda m: print(m, flush=True))
-    export(res["model_id"], Path(a.out))
-    res["built"] = time.strftime("%Y-%m-%d %H:%M:%S")
-    (Path(a.out) / "card.json").write_text(json.dumps(res, indent=1, default=str))
-    print(json.dumps({k: res[k] for k in ("metrics", "test", "train_s", "total_s")}, default=str))
+    log = lambda m: print(m, flush=True)  # noqa: E731
+    try:
+        cfg = replace(BundledConfig(), **_parse_sets(a.set))
+        if a.what == "direction":
+            if not a.direction:
+                raise BuildError("Name the direction: `direction fwd` or `direction bwd`.")
+            st = train_direction(cfg, a.direction, resume=a.resume, restart=a.restart, threads=a.threads,
+                                 time_limit_s=a.time_limit_s, log=log)
+            print(json.dumps({k: st.get(k) for k in ("direction", "step", "best", "model_id", "train_s")}))
+        else:
+            card = finish(cfg, Path(a.out), log=log)
+            print(json.dumps({"chosen": card["chosen"], "candidates": {
+                c: {"held": v["held"]["score"], **{s: f["accuracy"] for s, f in v["eval"].items()}}
+                for c, v in card["candidates"].items()}}))
+    except (BuildError, starter.StarterError, models.ModelError, corpora.CorpusError) as e:
+        print(f"error: {e}", flush=True)
+        return 1
     return 0
 
 

@@ -5,6 +5,6 @@ it executes (`job`: what every run kind shares, wired to the store; one `*_stage
 that reports to the store (`callback`), checkpoints (`checkpoint`), and figures/tables the Train page draws from the
 store (`views`).
 
-The page and the CLI only touch the store and the launcher; only the worker (and the CLI's foreground `train`)
-imports fastai.
+The pages and the CLI use the store, the launcher and the orchestrations built on them (`recipe`, `curve`) and
+read figures through `views`; only the worker (and the CLI's foreground `train`) imports fastai.
 """

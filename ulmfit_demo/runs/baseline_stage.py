@@ -15,7 +15,6 @@ class BaselineStage:
         """A `baseline` run: the same texts, rows and split a classifier run of this config and corpus would use
         (`presets.sample_docs`, then `corpora.classifier_frame`), then `stage_baseline`. No tokenizing and no torch:
         scikit-learn reads the raw text, so the run takes seconds."""
-        cfg = self.cfg
         self.device = "CPU · scikit-learn"
         store.heartbeat(self.id, device=self.device, stage="baseline", step=0, total_steps=1)
         corpus, docs = self.load_docs()

@@ -73,7 +73,7 @@ class RunReporter(Callback):
         self._pending: list[tuple] = []
         self._delay = float(os.environ.get(DELAY_ENV, "0") or 0)
         self._gpu = None
-        self._world = int(os.environ.get("WORLD_SIZE", "1") or 1)  # processes training this run (rank 0 reports)
+        self._world = distrib.world()  # processes training this run (rank 0 reports)
         self._t_train, self._steps0, self._t0 = 0.0, step, time.perf_counter()
 
     # -- called by the stage runner

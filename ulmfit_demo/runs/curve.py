@@ -354,7 +354,7 @@ def sentence(table: pd.DataFrame) -> str:
             ds = s["ulmfit"] - s["scratch"]
             xs = _crossings(s["ulmfit"], s["scratch"])
             if xs:
-                out += (f"; ULMFiT and the same classifier from scratch cross "
+                out += ("; ULMFiT and the same classifier from scratch cross "
                         + " and ".join(f"near {_round_labels(x)}" for x in xs) + " labels")
             elif (ds >= 0).all() and (ds > 0).any():
                 out += (f"; pretraining adds {ds.min() * 100:.1f} to {ds.max() * 100:.1f} points over the same "

@@ -5,7 +5,7 @@ import time
 
 import pytest
 from selenium.webdriver.common.by import By
-from webutil import screenshot, wait_for_text
+from webutil import click_button, screenshot, wait_for_text
 
 from ulmfit_demo.runs import launcher, store
 
@@ -59,9 +59,7 @@ def test_live_curve_survives_a_reload_and_keeps_growing_then_cancel(server, driv
         assert m and 0 < int(m.group(1)) < int(m.group(2))
         screenshot(driver, "train-live-after-reload")
 
-        cancel = [b for b in driver.find_elements(By.TAG_NAME, "button") if b.text.strip().endswith("Cancel")]
-        assert cancel, "no Cancel button on a running run"
-        cancel[0].click()
+        click_button(driver, "Cancel", timeout=60)  # the live fragment redraws it every second: found again if stale
         wait_for_text(driver, "CANCELLED", timeout=90)
         assert store.get(rid)["status"] == store.CANCELLED
     finally:

@@ -45,3 +45,26 @@ def find(driver, css: str, timeout: float = 60):
     from selenium.webdriver.support.ui import WebDriverWait
 
     return WebDriverWait(driver, timeout).until(EC.presence_of_element_located((By.CSS_SELECTOR, css)))
+
+
+def click_button(driver, label_end: str, timeout: float = 60) -> None:
+    """Click the first button whose label ends with `label_end`. A live fragment redraws its buttons every second, so
+    an element found a moment ago may be gone (stale) by the time it is read or clicked: find it again until the
+    click lands, and fail with the buttons seen if none does in `timeout`."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+
+    deadline = time.time() + timeout
+    seen: list[str] = []
+    while time.time() < deadline:
+        try:
+            buttons = driver.find_elements(By.TAG_NAME, "button")
+            seen = [b.text.strip() for b in buttons]
+            hit = [b for b, t in zip(buttons, seen) if t.endswith(label_end)]
+            if hit:
+                hit[0].click()
+                return
+        except StaleElementReferenceException:
+            pass
+        time.sleep(0.3)
+    raise AssertionError(f"no button ending {label_end!r} within {timeout}s; buttons seen: {seen}")

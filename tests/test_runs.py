@@ -221,6 +221,8 @@ for i in range(150):
     store.heartbeat(rid, step=i)
     if i % 10 == 0:
         store.add_event(rid, "note", tag)
+    # a run submitted while the other process writes: its read-then-insert must wait for the lock, not fail
+    store.create_run("lm", {}, preset=tag, corpus="demo")
 print("done")
 """
 
@@ -238,6 +240,7 @@ def test_two_processes_writing_the_store_at_once_lose_nothing():
     assert len(m) == 2 * 150 * 10
     assert m.groupby("split").size().to_dict() == {"a": 1500, "b": 1500}
     assert len(store.events(rid, "note")) == 30
+    assert sorted(r["preset"] for r in store.list_runs() if r["id"] != rid) == ["a"] * 150 + ["b"] * 150
 
 
 def test_startup_check_marks_a_dead_pid_interrupted_and_starts_the_queue():

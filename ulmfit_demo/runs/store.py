@@ -153,7 +153,9 @@ def create_run(kind: str, cfg: dict, *, preset: str | None = None, corpus: str |
                foreground: bool = False, pid: int | None = None) -> str:
     "A new QUEUED run; its config is also written to `runs/<id>/config.json` (atomically) for people and tools."
     run_id = new_id()
-    with connect() as con:
+    # The write lock at BEGIN: a deferred transaction that reads and then inserts fails at once ("database is
+    # locked", no busy wait) when another process commits in between, e.g. a worker's heartbeat.
+    with connect(immediate=True) as con:
         while con.execute("SELECT 1 FROM runs WHERE id=?", (run_id,)).fetchone():
             run_id = new_id()
         con.execute("INSERT INTO runs (id, kind, preset, corpus, status, config, pid, heartbeat, created, foreground) "

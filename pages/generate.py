@@ -24,7 +24,8 @@ if row.get("card"):  # the starter shipped with the app: what it is and how it w
     st.markdown("**In use:** " + mw.starter_about(row["card"]), unsafe_allow_html=True)
 else:
     st.markdown(
-        f"**In use:** {html.escape(row['name'])}, trained on `{html.escape(str(row.get('corpus') or '?'))}`. "
+        f"**In use:** {html.escape(row['name'])}, trained on "
+        f"{html.escape(mw.and_(mw.corpus_words(row.get('corpus'))) or 'an unrecorded corpus')}. "
         + (f"**Perplexity {ppl:,.1f}** on held-out text at the end of training: on average the model was as unsure "
            f"of the next word as if it picked among {ppl:,.0f} equally likely words (lower is better)."
            if ppl is not None else "Its perplexity was not recorded when it was trained."),

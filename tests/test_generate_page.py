@@ -30,6 +30,8 @@ def test_fresh_machine_writes_with_the_starter_and_says_what_it_is():
     intro = " ".join(m.value for m in at.markdown)
     assert "Starter language model" in intro and f"Perplexity {card['valid_perplexity']:,.1f}" in intro
     assert f"{card['arch']['n_hid']}" in intro and f"{card['tokens_seen'] / 1e6:,.1f}M tokens" in intro
+    # what it read, in words ("IMDb reviews (… documents)"), not the corpus ids of the command line
+    assert "IMDb reviews (" in intro and "`imdb`" not in intro and "yelp_sentences" not in intro
     out = samples(at)
     assert len(out) == 2 and all("<b><bdi>I liked this movie because</bdi></b>" in s for s in out)
     assert all(len(s.split("</b>")[1].split()) > 5 for s in out)  # it wrote words after the prompt
@@ -55,6 +57,7 @@ def test_writes_samples_shows_model_perplexity_and_next_word_chart(ids):
     from ulmfit_demo import models
     ppl = models.get(ids["lm"])["metrics"]["perplexity"]
     assert "tiny LM" in intro and f"Perplexity {ppl:,.1f}" in intro  # the number measured in training
+    assert "trained on the demo reviews." in intro  # the corpus in words
     out = samples(at)
     assert len(out) == 2 and all("<b><bdi>I liked this movie because</bdi></b>" in s for s in out)
     assert at.get("plotly_chart")

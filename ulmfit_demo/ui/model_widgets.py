@@ -95,7 +95,7 @@ def pick_model(task: str, key: str, label: str = "Model", where=None, exclude: s
             st.session_state[key] = st.session_state[keep]
         st.session_state[keep] = (where or st).selectbox(
             label, ids, key=key, format_func=lambda i: model_title(by_id[i]),
-            help="Trained " + _and([KIND_WORDS[k] + "s" for k in able]) + " on this machine, newest first"
+            help="Trained " + and_([KIND_WORDS[k] + "s" for k in able]) + " on this machine, newest first"
                  + (", then the ones shipped with the app." if any(r.get("origin") == "bundled" for r in rows)
                     else "."))
     return by_id[st.session_state[keep]]
@@ -113,10 +113,11 @@ def starter_about(card: dict) -> str:
     what = html.escape(str(card.get("what") or "AWD-LSTM language model"))
     out = f"**Starter language model**, shipped with the app: {what}" + (f" ({'; '.join(bits)})" if bits else "") + "."
     by_src = card.get("train_docs_by_source") or {}
-    corp = [f"`{html.escape(str(k))}` ({v:,} documents)" if num(v) else f"`{html.escape(str(k))}`"
-            for k, v in by_src.items()] or [f"`{html.escape(str(c))}`" for c in cfg.get("corpora") or []]
+    corp = [f"{html.escape(starter.SOURCES.get(k, str(k)))} ({v:,} documents)" if num(v)
+            else html.escape(starter.SOURCES.get(k, str(k))) for k, v in by_src.items()] or [
+        html.escape(starter.SOURCES.get(c, str(c))) for c in cfg.get("corpora") or []]
     toks = card.get("tokens_seen") or card.get("train_tokens")
-    made = "It read " + (f"{toks / 1e6:,.1f}M tokens of " if num(toks) else "") + _and(corp) if corp else ""
+    made = "It read " + (f"{toks / 1e6:,.1f}M tokens of " if num(toks) else "") + and_(corp) if corp else ""
     if made:
         secs = card.get("train_s")
         made += (f" in {secs / 60:,.0f} min" if num(secs) else "") + (
@@ -133,8 +134,16 @@ def starter_about(card: dict) -> str:
     return out
 
 
-def _and(words: list[str]) -> str:
-    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+def and_(words: list[str]) -> str:
+    "['a', 'b', 'c'] -> 'a, b and c'; [] -> ''."
+    return "" if not words else words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def corpus_words(corpus: str | None) -> list[str]:
+    """A corpus id in words, one item per part: "imdb+yelp_sentences:120000" -> ["IMDb reviews", "Yelp sentences"].
+    An id without words (an upload) stays as it is; none gives []."""
+    parts = [re.sub(r":.*$", "", c.strip()) for c in re.split(r"\+", corpus or "") if c.strip()]
+    return list(dict.fromkeys(starter.SOURCES.get(c, c) for c in parts if c != "?"))
 
 
 def made_of(model_id: str) -> str | None:
@@ -163,10 +172,9 @@ def made_of(model_id: str) -> str | None:
         prev = (noun, side)
     weights = [float(m.get("weight") or 0) for m in members]
     how = "the average" if max(weights) - min(weights) < 1e-9 else "a weighted average"
-    corpora = [re.sub(r":.*$", "", c.strip()) for c in re.split(r"\+", meta.get("corpus") or "") if c.strip()]
-    read = list(dict.fromkeys(starter.SOURCES.get(c, c) for c in corpora if c != "?"))
+    read = corpus_words(meta.get("corpus"))
     head = f"{meta.get('name') or model_id}: {how} of {len(members)} models"
-    return f"{head} — {_and(parts)} — trained on {_and(read)}." if read else f"{head}: {_and(parts)}."
+    return f"{head} — {and_(parts)} — trained on {and_(read)}." if read else f"{head}: {and_(parts)}."
 
 
 # ----------------------------------------------------------------------------------------------------------- verdict

@@ -51,6 +51,19 @@ def bundled(monkeypatch):
 
 
 @pytest.fixture
+def bundled_awd(bundled):
+    """The id of the shipped forward AWD-LSTM classifier: "bundled" when the bundled model is that classifier,
+    its member "bundled.fwd" when the bundled model is an ensemble. For tests about one fastai classifier."""
+    from ulmfit_demo.models import registry
+
+    members = registry.bundled_members()
+    if not members:
+        return registry.BUNDLED_ID
+    assert "bundled.fwd" in members, members
+    return "bundled.fwd"
+
+
+@pytest.fixture
 def imdb_sample_archive():
     return mirror_archive("imdb_sample.tgz")
 

@@ -86,13 +86,13 @@ def test_an_old_parquet_copy_with_other_labels_is_not_reused():
 
 # ----------------------------------------------------------------------------------------------------------- labels
 
-def test_imdb_says_negative_positive_and_an_imdb_baseline_joins_the_bundled_model(bundled):
+def test_imdb_says_negative_positive_and_an_imdb_baseline_joins_the_bundled_model(bundled_awd):
     "The issue's case: `models ensemble bundled <baseline fitted on imdb>` was refused for neg/pos vs negative/positive."
     mirror_archive("imdb.tgz")
     run = cli_json("train", "--kind", "baseline", "--dataset", "imdb", "--set", "max_docs=4000")
     assert run["status"] == "SUCCEEDED", run
     assert models.read_meta(run["model_id"])["labels"] == ["negative", "positive"]
-    ens = cli_json("models", "ensemble", "bundled", run["model_id"], "--name", "bundled+imdb",
+    ens = cli_json("models", "ensemble", bundled_awd, run["model_id"], "--name", "bundled+imdb",
                    "--eval-dataset", "imdb_sample")
     assert ens["evaluation"]["n"] == 200 and ens["evaluation"]["accuracy"] > 0.6
     pred = cli_json("predict", "--model", ens["model_id"], "--text", "A wonderful, moving film.")
@@ -107,14 +107,14 @@ def _old_imdb_baseline() -> str:
     return models.save_baseline(base, name="imdb baseline (old labels)", corpus="imdb", metrics={"accuracy": 0.8})
 
 
-def test_models_stored_with_neg_pos_keep_working_in_ensembles(bundled):
+def test_models_stored_with_neg_pos_keep_working_in_ensembles(bundled_awd):
     mirror_archive("imdb_sample.tgz")
     old = _old_imdb_baseline()
     assert models.read_meta(old)["labels"] == ["neg", "pos"]
     run = cli_json("train", "--kind", "baseline", "--dataset", "imdb_sample")
     assert run["status"] == "SUCCEEDED", run
     # old (neg/pos) + new imdb_sample (negative/positive), and old + bundled, both measured on imdb_sample's labels
-    for members in ([old, run["model_id"]], ["bundled", old]):
+    for members in ([old, run["model_id"]], [bundled_awd, old]):
         ens = cli_json("models", "ensemble", *members, "--name", "+".join(members), "--eval-dataset", "imdb_sample")
         meta = models.read_meta(ens["model_id"])
         assert meta["labels"] == ["negative", "positive"]

@@ -297,15 +297,15 @@ def test_bundle_carries_the_members_and_imports_elsewhere_predicting_the_same(tr
     assert sorted(models.models_dir().iterdir()) == before
 
 
-def test_an_ensemble_with_the_bundled_model_reuses_it_on_import(bundled, trio, capsys, tmp_path):
-    eid = build(capsys, "bundled", trio["base"], name="bundled+baseline")
+def test_an_ensemble_with_the_bundled_model_reuses_it_on_import(bundled_awd, trio, capsys, tmp_path):
+    eid = build(capsys, bundled_awd, trio["base"], name="bundled+baseline")
     res = inference.predict(eid, TEXTS[0])
-    assert res["probs"] == pytest.approx(mean_of_members(["bundled", trio["base"]], TEXTS[0]), abs=1e-9)
+    assert res["probs"] == pytest.approx(mean_of_members([bundled_awd, trio["base"]], TEXTS[0]), abs=1e-9)
     data = models.bundle_bytes(eid)
     n_before = len(models.list_models())
     new = models.import_bundle(data, name="again")
     # the bundled member is this machine's own bundled model (same weights): not copied; the baseline is
-    assert [m["id"] for m in models.read_meta(new)["members"]][0] == "bundled"
+    assert [m["id"] for m in models.read_meta(new)["members"]][0] == bundled_awd
     assert len(models.list_models()) == n_before + 2
     assert inference.predict(new, TEXTS[0])["probs"] == pytest.approx(res["probs"], abs=1e-9)
 

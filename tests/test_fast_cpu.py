@@ -26,28 +26,28 @@ def reviews(home):
 
 
 @pytest.fixture
-def fp32(bundled, reviews):
-    "The bundled model's fp32 probabilities of `reviews` (computed once per test process)."
+def fp32(bundled_awd, reviews):
+    "The bundled AWD-LSTM classifier's fp32 probabilities of `reviews` (computed once per test process)."
     if "p" not in _FP32:
-        _FP32["p"] = probs(reviews, "fp32")
+        _FP32["p"] = probs(reviews, "fp32", bundled_awd)
     return _FP32["p"]
 
 
-def probs(texts, prec):
+def probs(texts, prec, model):
     with fastcpu.using(prec):
-        return [p["probs"]["positive"] for p in inference.predict_batch("bundled", texts)]
+        return [p["probs"]["positive"] for p in inference.predict_batch(model, texts)]
 
 
 def rnn_types(model):
     return {type(m) for m in model[0].module.rnns}
 
 
-def test_the_plain_lstm_copy_gives_the_fastai_models_outputs(bundled, reviews):
+def test_the_plain_lstm_copy_gives_the_fastai_models_outputs(bundled_awd, reviews):
     "The copy that bf16 and int8 start from: WeightDropout unwrapped, the raw weights in plain nn.LSTMs."
     import torch
     from fastai.text.all import WeightDropout
 
-    r = inference.runner("bundled")
+    r = inference.runner(bundled_awd)
     assert rnn_types(r.loaded.model) == {WeightDropout}
     copy = fastcpu.inference_copy(r.loaded)
     assert rnn_types(copy) == {torch.nn.LSTM}
@@ -63,88 +63,88 @@ def test_the_plain_lstm_copy_gives_the_fastai_models_outputs(bundled, reviews):
 
 
 @pytest.mark.parametrize("prec", ["bf16", "int8"])
-def test_fast_paths_give_fp32s_verdicts_on_real_reviews(bundled, reviews, fp32, prec):
-    fast = probs(reviews, prec)
+def test_fast_paths_give_fp32s_verdicts_on_real_reviews(bundled_awd, reviews, fp32, prec):
+    fast = probs(reviews, prec, bundled_awd)
     for t, a, b in zip(reviews, fp32, fast):
         assert b == pytest.approx(a, abs=TOL[prec]), t[:80]
         assert (a > 0.5) == (b > 0.5), t[:80]  # the closest call here is 0.021 from the fence
 
 
-def test_bf16_keeps_a_verdict_independent_of_its_batch(bundled, reviews):
+def test_bf16_keeps_a_verdict_independent_of_its_batch(bundled_awd, reviews):
     "bf16 rounds each number alone, so one review scored alone or in a batch gets the same probability."
-    batch = probs(reviews[-12:], "bf16")
-    alone = [probs([t], "bf16")[0] for t in reviews[-12:]]
+    batch = probs(reviews[-12:], "bf16", bundled_awd)
+    alone = [probs([t], "bf16", bundled_awd)[0] for t in reviews[-12:]]
     assert alone == pytest.approx(batch, abs=1e-5)
 
 
-def test_int8_depends_on_its_batch_only_within_the_tolerance(bundled, reviews):
+def test_int8_depends_on_its_batch_only_within_the_tolerance(bundled_awd, reviews):
     "int8 quantizes a batch's activations with one scale: a review's probability moves a little with its batch-mates."
-    batch = probs(reviews[-12:], "int8")
-    alone = [probs([t], "int8")[0] for t in reviews[-12:]]
+    batch = probs(reviews[-12:], "int8", bundled_awd)
+    alone = [probs([t], "int8", bundled_awd)[0] for t in reviews[-12:]]
     assert alone == pytest.approx(batch, abs=TOL["int8"])
 
 
-def test_the_setting_picks_the_model_that_runs_and_each_copy_is_cached_once(bundled, monkeypatch):
+def test_the_setting_picks_the_model_that_runs_and_each_copy_is_cached_once(bundled_awd, monkeypatch):
     import torch
     from fastai.text.all import WeightDropout
     from torch.ao.nn.quantized.dynamic import LSTM as QLSTM
 
     text = "A warm, funny film with a dull middle and a great end."
-    r = inference.runner("bundled")
+    r = inference.runner(bundled_awd)
     r.variants.clear()
     monkeypatch.delenv(fastcpu.ENV, raising=False)
-    inference.predict("bundled", text)
+    inference.predict(bundled_awd, text)
     # As recorded (fastcpu.json): no fast path reached 2x on the bundled model's size, so it stays fp32 by default.
     assert fastcpu.default(r.meta["model"]["config"]) == "fp32" and r.variants == {}
     monkeypatch.setenv(fastcpu.ENV, "0")
-    inference.predict("bundled", text)
+    inference.predict(bundled_awd, text)
     assert r.variants == {}  # nothing but the loaded fastai model ran
     with r.lock:
         assert fastcpu.model_for(r) is r.loaded.model and rnn_types(r.loaded.model) == {WeightDropout}
 
     monkeypatch.setenv(fastcpu.ENV, "int8")
-    inference.predict("bundled", text)
+    inference.predict(bundled_awd, text)
     assert set(r.variants) == {"int8"} and rnn_types(r.variants["int8"]) == {QLSTM}
     q = r.variants["int8"]
     monkeypatch.setenv(fastcpu.ENV, "bf16")
-    inference.predict_batch("bundled", [text, text + " Really."])
+    inference.predict_batch(bundled_awd, [text, text + " Really."])
     b = r.variants["bf16"]
     assert rnn_types(b) == {torch.nn.LSTM} and b[0].module.rnns[0].weight_hh_l0.dtype == torch.bfloat16
     assert {m.weight.dtype for m in b[1].modules() if isinstance(m, torch.nn.Linear)} == {torch.float32}  # the head
     monkeypatch.setenv(fastcpu.ENV, "int8")
-    inference.predict("bundled", text)
-    assert inference.runner("bundled") is r and r.variants["int8"] is q and r.variants["bf16"] is b  # built once
+    inference.predict(bundled_awd, text)
+    assert inference.runner(bundled_awd) is r and r.variants["int8"] is q and r.variants["bf16"] is b  # built once
 
     monkeypatch.setenv(fastcpu.ENV, "fast please")
     with pytest.raises(ModelError, match="ULMFIT_DEMO_FAST_CPU"):
-        inference.predict("bundled", text)
+        inference.predict(bundled_awd, text)
 
 
-def test_attributions_run_on_fp32_whatever_the_setting(bundled, monkeypatch):
+def test_attributions_run_on_fp32_whatever_the_setting(bundled_awd, monkeypatch):
     text = "The plot was slow, but the acting was superb and the music lovely."
     monkeypatch.setenv(fastcpu.ENV, "0")
-    ref = inference.attributions("bundled", text)
+    ref = inference.attributions(bundled_awd, text)
     for prec in ("bf16", "int8"):
         monkeypatch.setenv(fastcpu.ENV, prec)
-        attr = inference.attributions("bundled", text)
+        attr = inference.attributions(bundled_awd, text)
         assert attr["label"] == ref["label"] and attr["prob"] == pytest.approx(ref["prob"], abs=1e-6)
         assert [w["score"] for w in attr["words"]] == pytest.approx([w["score"] for w in ref["words"]], abs=1e-6)
     assert max(ref["words"], key=lambda w: w["score"])["text"] in ("superb", "lovely.", "lovely")
 
 
-def test_cli_precision_flag_and_the_setting_is_restored(bundled, capsys, monkeypatch):
+def test_cli_precision_flag_and_the_setting_is_restored(bundled_awd, capsys, monkeypatch):
     import json
 
     monkeypatch.delenv(fastcpu.ENV, raising=False)
     out = {}
     for prec in ("fp32", "bf16", "int8"):
-        assert main(["predict", "--model", "bundled", "--text", "Loved every minute of it.", "--precision", prec,
+        assert main(["predict", "--model", bundled_awd, "--text", "Loved every minute of it.", "--precision", prec,
                      "--json"]) == 0
         out[prec] = json.loads(capsys.readouterr().out)
         assert fastcpu.ENV not in __import__("os").environ
     assert {o["label"] for o in out.values()} == {"positive"}
     assert out["bf16"]["probs"]["positive"] == pytest.approx(out["fp32"]["probs"]["positive"], abs=TOL["bf16"])
-    assert set(inference.runner("bundled").variants) >= {"bf16", "int8"}
+    assert set(inference.runner(bundled_awd).variants) >= {"bf16", "int8"}
 
 
 # ----------------------------------------------------------------------------------------------------------- the rule

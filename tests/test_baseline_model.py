@@ -118,6 +118,59 @@ def test_bundle_export_and_import(fitted, base_id, tmp_path):
     assert len(models.list_models("baseline")) == 2
 
 
+def _write_format_1(b: baseline.Baseline, folder: Path) -> None:
+    "The files as format 1 wrote them (before 2026-12-05): vocabulary as a term -> column map, idf as JSON numbers."
+    from safetensors.numpy import save_file
+
+    meta = dict(format=1, kind="tfidf-logreg", labels=list(b.labels), params={**b.params, "ngram_range": [1, 2]},
+                vocabulary={t: int(i) for t, i in b.vectorizer.vocabulary_.items()}, idf=b.vectorizer.idf_.tolist())
+    (folder / "baseline.json").write_text(json.dumps(meta), encoding="utf-8")
+    save_file({"coef": b.coef, "intercept": b.intercept}, str(folder / "baseline.safetensors"))
+
+
+def test_format_2_is_compact_and_format_1_still_loads(fitted, tmp_path):
+    new, old = tmp_path / "new", tmp_path / "old"
+    fitted.save(new)
+    old.mkdir()
+    _write_format_1(fitted, old)
+    meta = json.loads((new / "baseline.json").read_text())
+    assert meta["format"] == 2 and isinstance(meta["vocabulary"], list) and "idf" not in meta
+    assert (new / "baseline.json").stat().st_size < (old / "baseline.json").stat().st_size / 2
+    for folder in (new, old):
+        back = baseline.load(folder)
+        assert back.vectorizer.vocabulary_ == fitted.vectorizer.vocabulary_
+        assert np.abs(back.predict_proba(PROBE) - fitted.predict_proba(PROBE)).max() < 1e-12
+    meta["vocabulary"] = meta["vocabulary"] + [meta["vocabulary"][0]]  # a repeated term
+    (new / "baseline.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="baseline.json is damaged.*distinct terms"):
+        baseline.load(new)
+
+
+@pytest.mark.parametrize("fmt", [2, 1])
+def test_the_bundle_readme_code_predicts_as_the_app_does(fitted, base_id, tmp_path, monkeypatch, fmt):
+    "The README's numpy + scikit-learn snippet, run as a user would, on a bundle of either stored format."
+    if fmt == 1:  # a model stored before format 2: its files as they were, its recorded hashes updated
+        folder = models.models_dir() / base_id
+        _write_format_1(fitted, folder)
+        m = json.loads((folder / "meta.json").read_text())
+        for name in ("baseline.json", "baseline.safetensors"):
+            import hashlib
+            raw = (folder / name).read_bytes()
+            m["files"][name] = {"bytes": len(raw), "sha256": hashlib.sha256(raw).hexdigest()}
+        (folder / "meta.json").write_text(json.dumps(m))
+    out = models.export_bundle(base_id, tmp_path / "b.zip")
+    folder = tmp_path / "unpacked"
+    with zipfile.ZipFile(out) as z:
+        z.extractall(folder)
+    code = (folder / "README.md").read_text().split("```python", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(folder)
+    ns: dict = {}
+    exec(code, ns)
+    d = float(np.asarray(ns["d"]).ravel()[0])
+    assert (d > 0) == (fitted.labels[1] == "positive")  # "A wonderful film.": positive
+    assert d == pytest.approx(float(fitted._decision(["A wonderful film."]).ravel()[0]), abs=1e-9)
+
+
 def test_fastai_export_refuses_a_baseline(base_id, tmp_path):
     with pytest.raises(models.ModelError, match="not a fastai model"):
         models.export_fastai(base_id, tmp_path / "x.pkl")

@@ -125,8 +125,8 @@ def _readme(meta: dict) -> str:
 A TF-IDF + logistic-regression baseline (scikit-learn) exported from ULMFiT Studio. Model id `{meta['id']}`, fitted
 on `{meta.get('corpus')}`, labels {', '.join(meta['labels'])}.
 
-Files: `{j}` (the TF-IDF vocabulary, idf, labels and settings), `{w}` (the logistic regression's coef and intercept,
-safetensors: no code inside), `{META}` (metadata, metrics, sha256 of each file).
+Files: `{j}` (the TF-IDF vocabulary in column order, labels and settings), `{w}` (the idf and the logistic
+regression's coef and intercept, safetensors: no code inside), `{META}` (metadata, metrics, sha256 of each file).
 
 ## With ULMFiT Studio
 
@@ -143,7 +143,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 b = json.load(open("{j}")); p = b["params"]; w = load_file("{w}")
 vec = TfidfVectorizer(ngram_range=tuple(p["ngram_range"]), token_pattern=p["token_pattern"],
                       sublinear_tf=p["sublinear_tf"], vocabulary=b["vocabulary"]).fit([""])
-vec.idf_ = np.array(b["idf"])
+vec.idf_ = w["idf"] if "idf" in w else np.array(b["idf"])  # (models stored before format 2: idf in the JSON)
 d = vec.transform(["A wonderful film."]) @ w["coef"].T + w["intercept"]
 # two labels: d > 0 means b["labels"][1]; more labels: argmax of d
 ```

@@ -148,6 +148,11 @@ def test_tiny_curve_end_to_end_through_the_cli_and_its_points_read_back(sample, 
 
     fig = curve_ui.figure(table, pts)
     assert fig.layout.xaxis.type == "log"
+    lo, hi = fig.layout.yaxis.range  # within 0-100%, around every value drawn and chance
+    drawn = [v for t in fig.data for v in t.y if v is not None]
+    assert 0 <= lo <= min(drawn + [0.5]) and max(drawn + [0.5]) <= hi <= 1
+    one = curve_ui.figure(table.head(1), None)  # a curve's first point alone: plotly padded that to 150%
+    assert one.layout.yaxis.range[1] <= 1 and one.layout.yaxis.range[0] >= 0
     lines = {t.name: list(t.y) for t in fig.data if t.mode == "lines+markers"}
     assert lines[curve.METHOD_NAMES["ulmfit"]] == [direct[(10, "ulmfit")], direct[(20, "ulmfit")]]
     lead = "ULMFiT" if direct[(10, "ulmfit")] > direct[(10, "baseline")] else "baseline"

@@ -47,12 +47,19 @@ def figure(table: pd.DataFrame, points: pd.DataFrame | None = None, title: str =
                                          hovertemplate="seed %{text}: %{y:.1%}<extra></extra>",
                                          text=p["seed"]))
     ticks = sorted(table["labels"].unique()) if not table.empty else []
+    # Accuracy lives in [0, 1]: plotly's own padding around one point or a narrow spread reached 150%. The axis
+    # spans the values and chance for two labels (50%), a little margin, never past 0% or 100%.
+    vals = [v for c in ("min", "max", "mean") if c in table for v in table[c].dropna()]
+    if points is not None and not points.empty:
+        vals += list(points["accuracy"].dropna())
+    lo, hi = min(vals + [0.5]), max(vals + [0.5])
+    y_range = [max(0.0, lo - 0.04), min(1.0, hi + 0.04)]
     fig.update_layout(
         title=title or None, height=430, margin={"l": 10, "r": 10, "t": 40 if title else 10, "b": 10},
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0}, hovermode="closest",
         xaxis={"type": "log", "title": "labelled training texts (log scale)", "tickvals": ticks,
                "ticktext": [f"{v:,}" for v in ticks]},
-        yaxis={"title": "accuracy on the fixed evaluation rows", "tickformat": ".0%"})
+        yaxis={"title": "accuracy on the fixed evaluation rows", "tickformat": ".0%", "range": y_range})
     return fig
 
 

@@ -251,7 +251,10 @@ def main() -> int:
     elif args.size:
         todo = [(args.size, None)]
     else:
-        todo = [("bundled", "bundled"), ("full", None)]
+        from ulmfit_demo.models import registry
+
+        # the shipped AWD-LSTM classifier: the bundled model itself, or its forward part when it is an ensemble
+        todo = [("bundled", "bundled.fwd" if registry.bundled_members() else "bundled"), ("full", None)]
     print(f"CPU {_cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__} with {torch.get_num_threads()} "
           f"threads, OMP_WAIT_POLICY {os.environ.get('OMP_WAIT_POLICY', '(unset)')}; load average {load()}", flush=True)
     t0 = time.perf_counter()

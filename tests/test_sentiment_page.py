@@ -194,7 +194,7 @@ def test_a_damaged_bundled_model_gives_the_message_and_the_page_still_works(tmp_
 
     bad = tmp_path / "sentiment"
     shutil.copytree(bundled, bad)
-    with open(bad / "weights.safetensors", "r+b") as f:
+    with open(sorted(bad.rglob("weights.safetensors"))[0], "r+b") as f:  # the classifier's or an ensemble part's
         f.seek(4096)
         f.write(b"\x00\x00\x00")
     monkeypatch.setenv("ULMFIT_DEMO_BUNDLED", str(bad))

@@ -348,6 +348,14 @@ def finish(cfg: BundledConfig, out: Path, log=print) -> dict:
     else:
         ens = ensemble.plan([members[p] for p in parts], "Bundled sentiment model")
         src_id = ensemble.save(ens, source="built", extra={"preset": "bundled", "chosen": chosen})
+    # What the Models page compares: the pick and the baseline on the same held-out rows (row-level accuracy, as
+    # every run's `accuracy` / `baseline_accuracy`), plus the pick's calibration there.
+    ph = np.mean([p_held[p] for p in parts], axis=0)
+    acc_of = lambda p: float((p.argmax(1) == y_held).mean())  # noqa: E731
+    extra["metrics"] = {**(models.read_meta(src_id).get("metrics") or {}), "accuracy": acc_of(ph),
+                        "baseline_accuracy": acc_of(p_held["baseline"]), "n_valid": int(len(held)),
+                        "held_mean_over_sources": table[chosen]["held"]["score"],
+                        "ece": float(calibration.ece(ph, y_held))}
     shipped.export(src_id, Path(out), name="Bundled sentiment model", extra_meta=extra)
     card = {"built": time.strftime("%Y-%m-%d %H:%M:%S"), "chosen": chosen, "members": {p: members[p] for p in parts},
             "config": asdict(cfg), "candidates": table, "rows": extra["build"]["rows"],

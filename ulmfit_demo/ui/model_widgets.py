@@ -315,9 +315,10 @@ def baseline_comparison(row: dict) -> str | None:
     if not (isinstance(acc, (int, float)) and isinstance(base, (int, float))):
         return None
     gap = round((acc - base) * 100, 1)  # one decimal: whole points disagreed with the rounded percentages shown
-    verdict = (f"ULMFiT is ahead by {gap:.1f} points." if gap > 0 else f"The baseline is ahead by {-gap:.1f} points: on this "
-               f"corpus and preset ULMFiT has not earned its cost yet." if gap < 0 else "They are level.")
-    return f"ULMFiT {_pct(acc)} vs baseline {_pct(base)} {on}. {verdict}"
+    who = "ULMFiT" if row["kind"] == "classifier" else "The ensemble"  # an ensemble may have the baseline inside
+    verdict = (f"{who} is ahead by {gap:.1f} points." if gap > 0 else f"The baseline is ahead by {-gap:.1f} points: on "
+               f"this corpus and preset {who} has not earned its cost yet." if gap < 0 else "They are level.")
+    return f"{who} {_pct(acc)} vs baseline {_pct(base)} {on}. {verdict}"
 
 
 def judge_table(rows: list[dict]):

@@ -52,7 +52,7 @@ else:
         line = ensemble.evaluation_line(meta)
         if line:
             st.markdown(f"**{html.escape(line)}**")
-        else:
+        elif not isinstance((meta.get("metrics") or {}).get("accuracy"), (int, float)):  # the bundled one has its own
             st.caption("Not measured: an ensemble's accuracy is only what was measured with it (`models ensemble ... "
                        "--eval-dataset CORPUS`). Its members' figures below are their own.")
         st.dataframe(pd.DataFrame([{

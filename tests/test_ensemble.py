@@ -380,6 +380,7 @@ def test_models_page_lists_the_ensemble_with_its_members_and_refuses_deleting_on
     members = next(d.value for d in at.dataframe if "member" in d.value.columns)
     assert list(members["member"]) == ["tiny classifier", "tiny baseline"]
     assert any("Ensemble" in m.value and "validation reviews of demo" in m.value for m in at.markdown)
+    assert not any("Not measured" in c.value for c in at.caption)
     labels = [b.proto.label for b in at.get("download_button")]
     assert "Download bundle (.zip)" in labels and "Download fastai export (.pkl)" not in labels
     at.selectbox(key="mdl_model").set_value(trio["base"]).run()
@@ -389,3 +390,6 @@ def test_models_page_lists_the_ensemble_with_its_members_and_refuses_deleting_on
     assert not at.exception
     assert any("member of the ensemble 'pair'" in e.value for e in at.error)
     assert trio["base"] in {r["id"] for r in models.list_models()}
+    # an ensemble built without --eval-dataset has no accuracy of its own, and the page says so
+    unmeasured = build(capsys, trio["clas"], trio["bwd"], name="not measured")
+    assert any("Not measured" in c.value for c in run_page("pages/models.py", mdl_model=unmeasured).caption)

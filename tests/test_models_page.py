@@ -139,3 +139,4 @@ def test_the_bundled_model_is_offered_without_rename_or_delete(bundled):
     who = "ULMFiT" if models.read_meta("bundled")["kind"] == "classifier" else "The ensemble"
     line = f"{who} is ahead by {gap:.1f} points" if gap > 0 else f"baseline is ahead by {-gap:.1f} points"
     assert any(line in m.value and f"same {fig['n_valid']:,} reviews" in m.value for m in at.markdown), line
+    assert not any("Not measured" in c.value for c in at.caption)  # it was measured, and says so just above

@@ -62,8 +62,11 @@ else:
                              if m["current"] and "accuracy" in m["current"]["metrics"] else ""),
             "id": m["id"] if m["current"] else f"{m['id']} (missing)"} for m in ensemble.members(mid)]),
             hide_index=True, key="mdl_members")
-        st.caption("Each member's probabilities (with its own calibration) are averaged with these weights. Own "
-                   "accuracy: what the member's run measured on its own validation reviews.")
+        geo = (meta.get("rule") or "mean") == "geometric"
+        st.caption("Each member's probabilities (with its own calibration) are averaged with these weights"
+                   + (" as log-probabilities (a geometric mean, scaled to add up to 1), which keeps the verdict's "
+                      "confidence as trustworthy as its members'" if geo else "")
+                   + ". Own accuracy: what the member's run measured on its own validation reviews.")
     if kinds.can(row, kinds.CLASSIFY):
         # How good is it: beside the baseline fitted on the same split, and how far its confidence can be trusted.
         line = mw.baseline_comparison(row)

@@ -204,6 +204,21 @@ def test_predict_batch_attributions_and_csv(fitted, base_id, monkeypatch):
     assert {"confidence", "p_negative", "p_positive"} <= set(out.columns)
 
 
+def test_sample_weights_weigh_the_rows_and_bad_ones_are_refused(fitted):
+    texts, labels = map(list, zip(*TRAIN))
+    # equal weights fit what no weights fit (the loss only scales); skewed weights pull the model toward heavy rows
+    same = baseline.fit(texts, labels, sample_weight=[1.0] * len(texts))
+    assert same.predict_proba(PROBE) == pytest.approx(fitted.predict_proba(PROBE), abs=1e-4)
+    assert same.params["weighted"] and "weighted" not in fitted.params
+    heavy = [20.0 if "awful" in t.lower() else 1.0 for t in texts]  # only the negative rows that say "awful"
+    leaning = baseline.fit(texts, labels, sample_weight=heavy)
+    neg = leaning.labels.index("negative")
+    assert leaning.predict_proba(["Great fun but awful."])[0, neg] > fitted.predict_proba(["Great fun but awful."])[0, neg]
+    for bad in ([1.0] * 3, [1.0] * 7 + [0.0], [1.0] * 7 + [float("nan")]):
+        with pytest.raises(ValueError, match="one positive number per text"):
+            baseline.fit(texts, labels, sample_weight=bad)
+
+
 def test_the_stored_temperature_is_applied(fitted):
     mid = models.save_baseline(fitted, name="scaled", corpus="demo", calibration={"temperature": 2.0})
     z = fitted.logits([PROBE[0]])[0] / 2.0

@@ -137,6 +137,56 @@ def test_weights_are_applied_and_a_member_may_be_the_baseline_in_another_label_o
         assert res["probs"] == pytest.approx(mean_of_members([trio["clas"], trio["base"]], text, [3, 1]), abs=1e-6)
 
 
+def test_the_geometric_rule_pools_log_probabilities_and_survives_export_and_import(trio, capsys, tmp_path,
+                                                                                     monkeypatch):
+    members = [trio["clas"], trio["base"]]
+    eid = build(capsys, *members, name="geo", extra=("--weights", "3", "1", "--rule", "geometric"))
+    meta = models.read_meta(eid)
+    assert meta["rule"] == "geometric" and "geometric mean" in meta["combine"]
+    texts = TEXTS + ["ok"]
+    for text in texts:
+        alone = [inference.predict(m, text)["probs"] for m in members]
+        raw = {lab: np.exp(0.75 * np.log(alone[0][lab]) + 0.25 * np.log(alone[1][lab])) for lab in alone[0]}
+        want = {lab: v / sum(raw.values()) for lab, v in raw.items()}
+        res = inference.predict(eid, text)
+        assert res["probs"] == pytest.approx(want, abs=1e-9) and res["label"] == max(want, key=want.get)
+        assert sum(res["probs"].values()) == pytest.approx(1.0)
+    # not the arithmetic mean: the rule changes the numbers (the members disagree enough on some text)
+    assert any(abs(inference.predict(eid, t)["probs"]["positive"]
+                   - mean_of_members(members, t, [3, 1])["positive"]) > 1e-3 for t in texts)
+    # a batch says what single predictions say; the word scores are occlusion of the pooled verdict
+    for r, t in zip(models.kinds.open(eid).predict_batch(texts), texts):
+        assert r["probs"] == pytest.approx(inference.predict(eid, t)["probs"], abs=1e-6)
+    attr = inference.attributions(eid, TEXTS[0])
+    assert attr["prob"] == pytest.approx(inference.predict(eid, TEXTS[0])["probs"][attr["label"]])
+    out = tmp_path / "geo.zip"
+    rc, _, err = cli(capsys, "models", "export", eid, "--out", out)
+    assert rc == 0, err
+    with zipfile.ZipFile(out) as z:
+        assert "geometric mean" in z.read("README.md").decode()
+    want = {t: inference.predict(eid, t)["probs"] for t in texts}
+    monkeypatch.setenv("ULMFIT_DEMO_HOME", str(tmp_path / "other-home"))
+    rc, got, err = cli(capsys, "models", "import", out)
+    assert rc == 0, err
+    new = got.strip()
+    assert models.read_meta(new)["rule"] == "geometric"
+    for t in texts:
+        assert inference.predict(new, t)["probs"] == pytest.approx(want[t], abs=1e-6)
+
+
+def test_an_unknown_rule_is_refused_when_building_and_in_stored_metadata(trio, capsys):
+    before = _state()
+    with pytest.raises(models.ModelError, match="Unknown pooling rule 'median'"):
+        ensemble.create([trio["clas"], trio["base"]], "nope", rule="median")
+    assert _state() == before
+    eid = build(capsys, trio["clas"], trio["base"], name="later edited")
+    path = models.models_dir() / eid / "meta.json"
+    meta = json.loads(path.read_text())
+    path.write_text(json.dumps(dict(meta, rule="median")))
+    with pytest.raises(models.ModelError, match="unknown rule 'median'"):
+        inference.predict(eid, TEXTS[0])
+
+
 def test_batch_and_csv_scoring_agree_with_single_predictions(trio, capsys, tmp_path):
     eid = build(capsys, trio["clas"], trio["bwd"], trio["base"])
     seen = []

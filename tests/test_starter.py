@@ -337,24 +337,54 @@ def test_the_bundled_build_pauses_resumes_and_ships_the_candidate_best_on_held_o
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
     fwd = json.loads(p.stdout.strip().splitlines()[-1])
     assert fwd["step"] >= 2 and fwd["model_id"] and "resumed after epoch 1" in p.stdout
-    p = _bundled("direction", "bwd", env=env)
+    # Patience 0 stops the backward direction after its first all-layer epoch; a larger one reopens it, and the
+    # classifier it stores then is the one the build uses.
+    p = _bundled("direction", "bwd", "--set", "patience=0", env=env)
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    stopped = json.loads(p.stdout.strip().splitlines()[-1])
+    assert stopped["step"] == 2 and stopped["model_id"]
+    p = _bundled("direction", "bwd", "--resume", "--set", "patience=0", env=env)  # stopped under it: nothing to do
+    assert p.returncode == 0 and "already finished" in p.stdout
+    p = _bundled("direction", "bwd", "--resume", env=env)  # patience 1: one more all-layer epoch
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    bwd = json.loads(p.stdout.strip().splitlines()[-1])
+    assert bwd["step"] == 3 and bwd["model_id"] not in (None, stopped["model_id"]) and "continuing" in p.stdout
+    # Another training seed of the forward direction: the same rows, its own folder; finish averages both seeds.
+    p = _bundled("direction", "fwd", "--train-seed", "43", env=env)
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    fwd43 = json.loads(p.stdout.strip().splitlines()[-1])
+    assert fwd43["model_id"] not in (None, fwd["model_id"])
     out = tmp_path / "sentiment"
-    p = _bundled("finish", "--out", str(out), env=env)
+    p = _bundled("finish", "--out", str(out), "--set", "baseline_shares=[0.4, 0.5]", env=env)
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
     card = json.loads((out / "card.json").read_text())
     cands = card["candidates"]
-    assert set(cands) >= {"fwd", "fwd+bwd", "fwd+baseline", "fwd+bwd+baseline", "baseline"}
-    # Chosen on the held-out training rows only: no candidate of the four scores higher there.
-    best = max(cands[c]["held"]["score"] for c in ("fwd", "fwd+bwd", "fwd+baseline", "fwd+bwd+baseline"))
-    assert cands[card["chosen"]]["held"]["score"] == best
+    assert cands["fwd (mean)"]["members"] == ["fwd", "fwd-s43"] and card["directions"]["bwd"]["model_id"] == \
+        bwd["model_id"]
+    choices = {f"{g} ({r})" for g in ("fwd", "fwd+bwd") for r in ("mean", "geometric")} | {
+        f"{g}+baseline ({s}, {r})" for g in ("fwd", "fwd+bwd") for s in (0.4, 0.5) for r in ("mean", "geometric")}
+    # Beside the candidates, each member alone and the baseline fitted with every row alike, for the card.
+    assert set(cands) == choices | {"fwd", "fwd-s43", "bwd", "baseline", "baseline-none"}
+    assert cands["fwd+baseline (0.4, geometric)"]["weights"] == pytest.approx([0.3, 0.3, 0.4])
+    # Chosen on the held-out training rows only: no candidate scores higher there.
+    assert card["chosen"] in choices
+    assert cands[card["chosen"]]["held"]["score"] == max(cands[c]["held"]["score"] for c in choices)
     # Every candidate measured on the test rows (demo: its validation rows) and the out-of-domain sentences.
     assert all(set(v["eval"]) == {"demo", "ood"} for v in cands.values())
     assert cands["fwd"]["eval"]["ood"]["n"] == 200 and 0 <= cands["fwd"]["eval"]["ood"]["positive_share"] <= 1
     assert card["directions"]["fwd"]["sittings"] == 2 and card["rows"]["train_by_source"]
+    assert card["directions"]["fwd-s43"]["train_seed"] == 43
+    # finish again reads the classifiers' probabilities back from beside the build instead of predicting again
+    kept = list((tmp_path / "home" / "bundled_build").glob("*/probs/*.npy"))
+    assert len(kept) >= 2 * 3
     starter.check(out)  # every file, members' included, matches the manifest
     # The Models page compares the pick with the baseline on the same held-out rows: both recorded in its metadata.
-    m = json.loads((out / "meta.json").read_text())["metrics"]
+    meta = json.loads((out / "meta.json").read_text())
+    if len(card["members"]) > 1:  # an ensemble: pooled by the rule chosen, measured on the held-out rows
+        assert meta["rule"] == card["rule"] and meta["evaluation"]["n"] == card["rows"]["held"]
+        assert [round(x["weight"], 6) for x in meta["members"]] == [round(w / sum(card["weights"]), 6)
+                                                                   for w in card["weights"]]
+    m = meta["metrics"]
     assert m["n_valid"] == card["rows"]["held"] and 0 < m["baseline_accuracy"] <= 1 and 0 < m["accuracy"] <= 1
     assert m["held_mean_over_sources"] == cands[card["chosen"]]["held"]["score"] and 0 <= m["ece"] <= 1
     p = _cli("predict", "--model", "bundled", "--text", "A wonderful film.", "--json",

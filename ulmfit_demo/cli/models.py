@@ -42,6 +42,9 @@ def register(sub):
                         "such as 'bundled.fwd' when it is an ensemble); two or more")
     q.add_argument("--name", required=True)
     q.add_argument("--weights", type=float, nargs="+", metavar="W", help="one per member (default: equal)")
+    q.add_argument("--rule", choices=["mean", "geometric"], default="mean",
+                   help="pool the members' probabilities by their weighted mean (default) or weighted geometric mean "
+                        "(a mean of log-probabilities: stays calibrated when the members are)")
     q.add_argument("--eval-dataset", metavar="CORPUS",
                    help="measure the ensemble and each member on this corpus's validation rows; stored with it")
     q.add_argument("--eval-max", type=int, metavar="N", help="with --eval-dataset: a seeded sample of N rows at most")
@@ -143,7 +146,7 @@ def cmd_ensemble(args):
             raise models.ModelError(f"Cannot build the ensemble: {e}") from None
         mid = ensemble.create(ids, args.name, args.weights, eval_dataset=args.eval_dataset, eval_max=args.eval_max,
                               progress=lambda done, total: bar(f"Scored {done:,} of {total:,} validation texts",
-                                                               done / max(total, 1)))
+                                                               done / max(total, 1)), rule=args.rule)
     except (models.ModelError, corpora.CorpusError) as e:
         return fail(str(e))
     finally:

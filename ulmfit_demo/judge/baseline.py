@@ -133,8 +133,11 @@ def _jsonable(p: dict) -> dict:
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in p.items()}
 
 
-def fit(texts: list[str], labels: list[str], C: float = DEFAULTS["C"], seed: int = 0, **overrides) -> Baseline:
-    "Fit the baseline on `texts`/`labels` (at least two distinct labels). `overrides` replaces entries of `DEFAULTS`."
+def fit(texts: list[str], labels: list[str], C: float = DEFAULTS["C"], seed: int = 0, sample_weight=None,
+        **overrides) -> Baseline:
+    """Fit the baseline on `texts`/`labels` (at least two distinct labels). `overrides` replaces entries of `DEFAULTS`;
+    `sample_weight` (one positive number per text) weighs the rows in the regression's loss (the idf counts every
+    text once)."""
     from sklearn.linear_model import LogisticRegression
 
     texts, labels = _as_texts(texts), [str(l) for l in labels]
@@ -148,7 +151,13 @@ def fit(texts: list[str], labels: list[str], C: float = DEFAULTS["C"], seed: int
     params = {**DEFAULTS, **overrides, "C": float(C), "seed": int(seed)}
     vec = _tfidf(**params)
     X = vec.fit_transform(texts)
-    lr = LogisticRegression(C=params["C"], max_iter=3000, random_state=seed).fit(X, labels)
+    if sample_weight is not None:
+        sample_weight = np.asarray(sample_weight, dtype=np.float64)
+        if sample_weight.shape != (len(texts),) or not (np.isfinite(sample_weight).all() and (sample_weight > 0).all()):
+            raise ValueError(f"sample_weight needs one positive number per text ({len(texts)}), got shape "
+                             f"{sample_weight.shape}")
+        params["weighted"] = True
+    lr = LogisticRegression(C=params["C"], max_iter=3000, random_state=seed).fit(X, labels, sample_weight=sample_weight)
     return Baseline(labels=[str(c) for c in lr.classes_], vectorizer=vec, coef=lr.coef_.astype(np.float64),
                     intercept=lr.intercept_.astype(np.float64), params=params)
 

@@ -147,3 +147,6 @@ def _check_ensemble_meta(meta: dict, where: str) -> None:
                 and math.isfinite(m["weight"]) and m["weight"] > 0):
             raise ModelError(f"{where} has incomplete metadata: each ensemble member needs an id, a name, a kind "
                              f"(classifier or baseline) and a positive weight.")
+    if meta.get("rule", "mean") not in ("mean", "geometric"):
+        raise ModelError(f"{where} pools its members by an unknown rule {meta.get('rule')!r} (this version knows mean "
+                         f"and geometric): export it from the version that made it, or build it again here.")

@@ -2,9 +2,11 @@
 backward classifiers of a corpus, optionally with its TF-IDF baseline).
 
 An ensemble is a model folder holding only `meta.json` (kind `ensemble`): its members' ids, names, kinds and weights
-(equal by default) and the labels. Each member answers through `inference` exactly as it would alone (its own
-temperature applied), and the ensemble's probability of a label is the weighted mean of the members' probabilities of
-that label, matched by name (members may list their labels in a different order, and a model stored when the
+(equal by default), its pooling `rule` and the labels. Each member answers through `inference` exactly as it would
+alone (its own temperature applied), and the ensemble's probability of a label is, by `rule`, the weighted mean of the
+members' probabilities of that label (`mean`, the default) or their weighted geometric mean renormalised over the
+labels (`geometric`: a weighted mean of log-probabilities, which keeps an average of calibrated members calibrated
+where the plain mean makes it under-confident), labels matched by name (members may list their labels in a different order, and a model stored when the
 `imdb` corpus still said `neg`/`pos` matches `negative`/`positive`: `data.labels.canonical`). Nothing here is fitted: an
 ensemble's accuracy is only what `evaluate` measured on given texts, recorded with the corpus it was measured on.
 
@@ -45,8 +47,12 @@ from ulmfit_demo.models.registry import FORMAT, FORMAT_VERSION, META, ModelError
 KIND = "ensemble"
 MEMBER_KINDS = ("classifier", "baseline")
 COMBINE = "weighted mean of the members' calibrated probabilities, labels matched by name"
+# How the members' probabilities are pooled (`rule` in the metadata; an ensemble stored without one pools by `mean`).
+RULES = {"mean": COMBINE,
+         "geometric": "weighted geometric mean of the members' calibrated probabilities, renormalised over the labels "
+                      "(a weighted mean of log-probabilities), labels matched by name"}
 ATTRIBUTION_METHOD = ("Occlusion on the ensemble: each word's score is how much the ensemble's confidence in its "
-                      "verdict (the weighted mean of its members' probabilities) drops when that word alone is removed "
+                      "verdict (its members' probabilities pooled by its rule) drops when that word alone is removed "
                       "from the text; every member reads every variant. Negative: removing it makes the ensemble more "
                       "sure.")
 # Texts per step of word scores under a time budget: the clock is read between steps (each member reads each text).
@@ -79,6 +85,14 @@ class Ensemble(Model):
     def members(self) -> list[dict]:
         return list(self.meta["members"])
 
+    @property
+    def rule(self) -> str:
+        rule = self.meta.get("rule") or "mean"
+        if rule not in RULES:
+            raise ModelError(f"The ensemble {self.meta.get('name')!r} pools its members by an unknown rule {rule!r} "
+                             f"(this version knows {' and '.join(RULES)}): build it again here.")
+        return rule
+
     def cannot(self, task):
         if task != CLASSIFY:
             return (f"Model {self.name!r} is an ensemble of sentiment classifiers: it cannot generate text. Pick a "
@@ -86,7 +100,8 @@ class Ensemble(Model):
         return super().cannot(task)
 
     def describe(self) -> dict:
-        return {**super().describe(), "arch": "ensemble", "members": self.members, "combine": COMBINE}
+        return {**super().describe(), "arch": "ensemble", "members": self.members, "rule": self.rule,
+                "combine": RULES[self.rule]}
 
     def predict(self, text):
         """`{"label", "probs", "truncated", "members": [{"id", "name", "kind", "weight", "label", "probs"}]}`: the
@@ -169,10 +184,13 @@ def _ensemble(model) -> Ensemble:
 
 # ----------------------------------------------------------------------------------------------------------- building
 
-def plan(member_ids: list[str], name: str, weights: list[float] | None = None) -> Ensemble:
+def plan(member_ids: list[str], name: str, weights: list[float] | None = None, rule: str = "mean") -> Ensemble:
     """Check the members and return the ensemble they would make, not stored. Raises `ModelError` saying what was
     wrong and what to do: see the module's docstring for what is refused."""
     name = registry._check_name(name)
+    if rule not in RULES:
+        raise ModelError(f"Unknown pooling rule {rule!r}: use {' or '.join(RULES)} (the weighted mean of the members' "
+                         f"probabilities, or of their log-probabilities).")
     ids = [str(m) for m in member_ids]
     if len(ids) < 2:
         raise ModelError(f"An ensemble needs at least two models; got {len(ids)}"
@@ -218,7 +236,7 @@ def plan(member_ids: list[str], name: str, weights: list[float] | None = None) -
     corpora = list(dict.fromkeys(r.get("corpus") or "?" for r in rows))
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "id": None, "name": name, "kind": KIND,
             "corpus": " + ".join(corpora), "run_id": None, "created": None, "source": "built",
-            "labels": [canonical(x) for x in labels[0]], "combine": COMBINE, "metrics": {},
+            "labels": [canonical(x) for x in labels[0]], "rule": rule, "combine": RULES[rule], "metrics": {},
             "members": [{"id": r["id"], "name": r["name"], "kind": r["kind"], "weight": w / total,
                          "corpus": r.get("corpus"), "labels": labs}
                         for r, w, labs in zip(rows, weights, labels)]}
@@ -248,10 +266,11 @@ def save(ens: Ensemble, evaluation: dict | None = None, source: str = "built", e
 
 
 def create(member_ids: list[str], name: str, weights: list[float] | None = None, eval_dataset: str | None = None,
-           eval_max: int | None = None, progress: Callable[[int, int], None] | None = None) -> str:
+           eval_max: int | None = None, progress: Callable[[int, int], None] | None = None,
+           rule: str = "mean") -> str:
     """Build and store an ensemble; returns its id. With `eval_dataset`, it is first measured on that corpus's
     validation rows (`evaluate_dataset`) and the figures are stored with it; if that fails, nothing is stored."""
-    ens = plan(member_ids, name, weights)
+    ens = plan(member_ids, name, weights, rule)
     figures = evaluate_dataset(ens, eval_dataset, eval_max, progress=progress) if eval_dataset else None
     return save(ens, figures)
 
@@ -299,7 +318,15 @@ def _in_labels_of(ens: Ensemble, answer: dict) -> dict:
 def _combine(ens: Ensemble, answers: list[dict]) -> dict:
     "The ensemble's verdict from its members' answers to one text (in member order)."
     answers = [_in_labels_of(ens, a) for a in answers]
-    probs = {lab: sum(m["weight"] * a["probs"][lab] for m, a in zip(ens.members, answers)) for lab in ens.labels}
+    if ens.rule == "geometric":
+        # exp of the weighted mean log-probability, renormalised; a member's 0 is floored so one member cannot veto
+        logs = {lab: sum(m["weight"] * math.log(max(a["probs"][lab], 1e-12)) for m, a in zip(ens.members, answers))
+                for lab in ens.labels}
+        top = max(logs.values())
+        z = sum(math.exp(v - top) for v in logs.values())
+        probs = {lab: math.exp(v - top) / z for lab, v in logs.items()}
+    else:
+        probs = {lab: sum(m["weight"] * a["probs"][lab] for m, a in zip(ens.members, answers)) for lab in ens.labels}
     label = max(ens.labels, key=lambda lab: probs[lab])  # first label on a tie, as argmax
     return {"label": label, "probs": probs,
             "members": [{"id": m["id"], "name": m["name"], "kind": m["kind"], "weight": m["weight"],
@@ -388,14 +415,19 @@ def evaluation_line(meta: dict) -> str | None:
 
 # ----------------------------------------------------------------------------------------------------------- bundles
 
+_RULE_README = {"mean": "weighted mean of its members' probabilities of that label",
+                "geometric": "weighted geometric mean of its members' probabilities of that label, divided by the "
+                             "sum of those over the labels (`rule`: geometric)"}
+
+
 def _readme(meta: dict) -> str:
     rows = "\n".join(f"| `{_member_zip(i)}` | {m['name']} | {m['kind']} | {m['weight']:.4g} |"
                      for i, m in enumerate(meta["members"]))
     return f"""# {meta['name']}
 
 An ensemble exported from ULMFiT Studio (model id `{meta['id']}`): its probability of each label
-({', '.join(meta['labels'])}) is the weighted mean of its members' probabilities of that label, each member with its
-own temperature applied (`calibration.temperature` in its metadata). It has no weights of its own.
+({', '.join(meta['labels'])}) is the {_RULE_README[meta.get('rule') or 'mean']}, each member with its own temperature
+applied (`calibration.temperature` in its metadata). It has no weights of its own.
 
 | member bundle | name | kind | weight |
 | --- | --- | --- | --- |
@@ -463,7 +495,8 @@ def _import_bundle(z: zipfile.ZipFile, meta: dict, name: str | None, install: Ca
             mid = install(raw)
             installed.append(mid)
             new_ids.append(mid)
-        ens = plan(new_ids, name or meta.get("name") or "imported ensemble", [m["weight"] for m in meta["members"]])
+        ens = plan(new_ids, name or meta.get("name") or "imported ensemble", [m["weight"] for m in meta["members"]],
+                   meta.get("rule") or "mean")
         ev = meta.get("evaluation")
         # The members are copies of the ones measured, so the figures still describe this ensemble.
         figures = dict(ev, members=[dict(f, id=i) for f, i in zip(ev["members"], new_ids)]) if ev else None

@@ -64,10 +64,19 @@ class BundledConfig:
     max_train_docs: int | None = None  # per source, before the hold-out (tests)
     max_test_docs: int | None = None  # per source
     seed: int = 42
+    # `finish` only (not in the key: they choose among the classifiers trained, they train none)
+    baseline_balance: str = "source"  # "source": each source's rows weigh the same in the baseline's fit; "none"
+    baseline_shares: tuple = (0.3, 0.4, 0.5, 0.6)  # the baseline's weight in a candidate that has it
+    rules: tuple = ("mean", "geometric")  # how a candidate pools its members' probabilities (models.ensemble)
 
     def key(self) -> str:
-        "Names the build's checkpoint folder: another config is another build."
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:10]
+        """Names the build's checkpoint folder: another config is another build. `patience` is left out: it only says
+        when to stop, so a direction stopped early can be continued with a larger one (`--resume --set patience=2`)."""
+        d = {k: v for k, v in asdict(self).items() if k not in _NOT_IN_KEY}
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:10]
+
+
+_NOT_IN_KEY = ("patience", "baseline_balance", "baseline_shares", "rules")
 
 
 _SENT = re.compile(r"(?<=[.!?])\s+")
@@ -121,8 +130,11 @@ def rows(cfg: BundledConfig) -> dict[str, pd.DataFrame]:
             "test": pd.concat(test)[cols].reset_index(drop=True), "n_crops": len(cr)}
 
 
-def build_dir(cfg: BundledConfig, direction: str) -> Path:
-    return config.home() / "bundled_build" / cfg.key() / direction
+def build_dir(cfg: BundledConfig, direction: str, train_seed: int | None = None) -> Path:
+    """A direction's checkpoint folder: `fwd`, or `fwd-s43` for another training seed (the same rows, split by
+    `cfg.seed`; only the initialisation of the head and the order of batches change)."""
+    extra = "" if train_seed in (None, cfg.seed) else f"-s{int(train_seed)}"
+    return config.home() / "bundled_build" / cfg.key() / f"{direction}{extra}"
 
 
 def _state(folder: Path) -> dict | None:
@@ -151,7 +163,8 @@ def held_scores(logits: np.ndarray, held: pd.DataFrame, labels: list[str]) -> di
 
 
 def train_direction(cfg: BundledConfig, direction: str, *, resume: bool = False, restart: bool = False,
-                    threads: int = 1, time_limit_s: float | None = None, log=print) -> dict:
+                    threads: int = 1, time_limit_s: float | None = None, train_seed: int | None = None,
+                    log=print) -> dict:
     """Fine-tune one direction's classifier (resumable, see the module's docstring). Returns the state: `done` with
     `model_id` when finished, else paused with the epochs done so far."""
     import torch
@@ -160,18 +173,26 @@ def train_direction(cfg: BundledConfig, direction: str, *, resume: bool = False,
     if direction not in DIRECTIONS:
         raise BuildError(f"direction must be fwd or bwd, not {direction!r}.")
     torch.set_num_threads(threads)
-    folder = build_dir(cfg, direction)
+    tseed = cfg.seed if train_seed is None else int(train_seed)
+    folder = build_dir(cfg, direction, tseed)
     st = _state(folder)
     if st and st.get("model_id") and not restart:
-        log(f"{direction}: already finished as {st['model_id']} ({folder}); --restart to build it again")
-        return st
+        if not (resume and st["step"] < len(cfg.steps) and not _stopped(st, cfg)):
+            log(f"{direction}: already finished as {st['model_id']} ({folder}); --restart to build it again")
+            return st
+        # Stopped early under a smaller patience: continue it; the classifier stored then replaces this one here.
+        log(f"{direction}: finished as {st['model_id']} after epoch {st['step']} by patience "
+            f"{st['config'].get('patience')}; continuing with patience {cfg.patience}")
+        st["model_id"] = None
+    if st:
+        st["config"] = asdict(cfg)
     if st and not (resume or restart):
         raise BuildError(f"A {direction} build is already there ({st['step']} of {len(cfg.steps)} epochs done, "
                          f"{folder}): pass --resume to continue it or --restart to discard it and start over.")
     if restart or not st:
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
-        st = {"config": asdict(cfg), "direction": direction, "step": 0, "history": [], "best": None,
+        st = {"config": asdict(cfg), "direction": direction, "train_seed": tseed, "step": 0, "history": [], "best": None,
               "train_s": 0.0, "sittings": 0, "model_id": None}
     st["sittings"] += 1
     t_start = time.time()
@@ -199,7 +220,7 @@ def train_direction(cfg: BundledConfig, direction: str, *, resume: bool = False,
     df = pd.DataFrame({"tokens": tr_toks + he_toks[:n_val],
                        "label": list(trn["label"]) + list(held["label"][:n_val]),
                        "is_valid": [False] * len(tr_toks) + [True] * n_val})
-    set_seed(cfg.seed + st["step"], reproducible=True)
+    set_seed(tseed + st["step"], reproducible=True)
     dls = training.clas_dls(df, vocab, rc, "cpu")
     learn = training.clas_learner(dls, rc, folder / "work", starter.encoder_of(lm_state))
     training.apply_precision(learn, cfg.precision)
@@ -249,12 +270,14 @@ def train_direction(cfg: BundledConfig, direction: str, *, resume: bool = False,
                **{f"held_{s}": a for s, a in sc["by_source"].items()}}
     if cal:
         metrics.update(ece=cal["ece"], ece_uncalibrated=cal["ece_uncalibrated"], temperature=cal["temperature"])
-    name = f"Bundled sentiment, {'backward' if backwards else 'forward'} AWD-LSTM"
+    name = f"Bundled sentiment, {'backward' if backwards else 'forward'} AWD-LSTM" + (
+        f" (seed {tseed})" if tseed != cfg.seed else "")
     st["model_id"] = models.save_learner(
         learn, kind="classifier", name=name, corpus=cfg.corpus, arch=training.arch_meta(rc, "clas"),
         tokenizer=tok.meta, metrics=metrics, calibration=cal,
         extra={"stage": "clas", "preset": "bundled", "config": asdict(cfg), "backwards": backwards,
-               "start": str(sfolder.name), "epochs": st["history"], "best_epoch": st["best"]["step"]})
+               "start": str(sfolder.name), "epochs": st["history"], "best_epoch": st["best"]["step"],
+               "train_seed": tseed})
     _put_state(folder, st)
     log(f"{direction}: done, best epoch {st['best']['step']} (held-out mean {st['best']['score']:.4f}); stored as "
         f"{st['model_id']}")
@@ -276,6 +299,23 @@ def _probs(model_id: str, texts: list[str]) -> np.ndarray:
     return np.array([[r["probs"].get("negative", 0.0), r["probs"].get("positive", 0.0)] for r in res])
 
 
+def _probs_kept(cfg: BundledConfig, model_id: str, texts: list[str]) -> np.ndarray:
+    """`_probs`, kept beside the build (a stored model never changes its answers): `finish` run again, e.g. after one
+    direction was continued, reads the other members' probabilities back instead of predicting 38k texts again."""
+    h = hashlib.sha256("\x00".join(texts).encode()).hexdigest()[:12]
+    path = config.home() / "bundled_build" / cfg.key() / "probs" / f"{model_id}-{h}.npy"
+    if path.is_file():
+        p = np.load(path)
+        if p.shape == (len(texts), 2):
+            return p
+    p = _probs(model_id, texts)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npy")
+    np.save(tmp, p)
+    tmp.replace(path)
+    return p
+
+
 LABELS = ["negative", "positive"]
 
 
@@ -290,77 +330,156 @@ def _figures(p: np.ndarray, frame: pd.DataFrame) -> dict:
     return out
 
 
+def built(cfg: BundledConfig) -> dict[str, str]:
+    """Every finished classifier of this build, folder name -> model id: `fwd`, `fwd-s43` (another training seed),
+    `bwd`, ...; each direction's default seed first."""
+    root = config.home() / "bundled_build" / cfg.key()
+    out = {}
+    for d in DIRECTIONS:
+        names = sorted((p.name for p in root.glob(f"{d}*") if re.fullmatch(rf"{d}(-s\d+)?", p.name)),
+                       key=lambda n: (n != d, len(n), n))
+        for n in names:
+            mid = (_state(root / n) or {}).get("model_id")
+            if mid:
+                out[n] = mid
+    return out
+
+
+def _fit_baseline(trn: pd.DataFrame, held: pd.DataFrame, cfg: BundledConfig, balance: str):
+    """The TF-IDF baseline on the training rows, `balance`d ("source": each source's rows weigh the same in all, so
+    118k short Yelp sentences do not outvote 25k long reviews; "none": every row alike), with its temperature fitted
+    on the held-out rows. Returns (baseline, calibration, held-out logits in LABELS order)."""
+    w = None
+    if balance == "source":
+        n = trn["source"].map(trn["source"].value_counts()).values.astype(float)
+        w = (1.0 / n) * len(n) / (1.0 / n).sum()
+    elif balance != "none":
+        raise BuildError(f"baseline_balance must be 'source' or 'none', not {balance!r}.")
+    base = baseline.fit(trn["text"].tolist(), trn["label"].tolist(), seed=cfg.seed, sample_weight=w)
+    z = _baseline_logits(base, held["text"].tolist())
+    return base, report.calibrate(z, held["label"].map(LABELS.index).values, seed=cfg.seed), z
+
+
+def _baseline_logits(base, texts: list[str]) -> np.ndarray:
+    labs = [canonical(x) for x in base.labels]
+    return base.logits(texts)[:, [labs.index(x) for x in LABELS]]
+
+
+def _pool(ps: list[np.ndarray], weights: list[float], rule: str) -> np.ndarray:
+    "The ensemble's probabilities from its members' (`ensemble._combine`'s two rules, on arrays)."
+    w = np.asarray(weights, dtype=float) / sum(weights)
+    if rule == "mean":
+        return sum(wi * p for wi, p in zip(w, ps))
+    logs = sum(wi * np.log(np.maximum(p, 1e-12)) for wi, p in zip(w, ps))
+    e = np.exp(logs - logs.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def candidates(members: list[str], cfg: BundledConfig) -> dict[str, dict]:
+    """What may ship, by name: the forward classifiers built (every training seed, averaged); those with the backward
+    ones; each of the two with the baseline as a member at each of `baseline_shares` of the weight (the classifiers
+    share the rest equally); everything of two or more members pooled by each of `rules`."""
+    fwd = [m for m in members if m.startswith("fwd")]
+    bwd = [m for m in members if m.startswith("bwd")]
+    groups = {"fwd": fwd, **({"fwd+bwd": fwd + bwd} if bwd else {})}
+    out = {}
+    for g, parts in groups.items():
+        for rule in (cfg.rules if len(parts) > 1 else ("mean",)):
+            out[g + (f" ({rule})" if len(parts) > 1 else "")] = {
+                "members": parts, "weights": [1.0] * len(parts), "rule": rule}
+        if "baseline" in members:
+            for share in cfg.baseline_shares:
+                for rule in cfg.rules:
+                    out[f"{g}+baseline ({share:g}, {rule})"] = {
+                        "members": parts + ["baseline"], "rule": rule,
+                        "weights": [(1 - share) / len(parts)] * len(parts) + [share]}
+    return out
+
+
 def finish(cfg: BundledConfig, out: Path, log=print) -> dict:
     """Fit the baseline on the same training rows, measure every candidate on the held-out rows, export the best
     as the bundled model in `out` with its card. The test rows are measured for the card only."""
     t_all = time.time()
-    ids = {d: (_state(build_dir(cfg, d)) or {}).get("model_id") for d in DIRECTIONS}
-    if not ids["fwd"]:
+    ids = built(cfg)
+    if "fwd" not in ids:
         raise BuildError("The forward classifier is not built yet: run `python -m ulmfit_demo.train.bundled "
                          "direction fwd` first (and `direction bwd` for the forward+backward candidates).")
     data = rows(cfg)
     trn, held, test = data["train"], data["held"], data["test"]
-    t0 = time.time()
-    base = baseline.fit(trn["text"].tolist(), trn["label"].tolist(), seed=cfg.seed)
     y_held = held["label"].map(LABELS.index).values
-    b_labels = [canonical(x) for x in base.labels]
-    z = base.logits(held["text"].tolist())[:, [b_labels.index(x) for x in LABELS]]
-    cal = report.calibrate(z, y_held, seed=cfg.seed)
+    t0 = time.time()
+    base, cal, z = _fit_baseline(trn, held, cfg, cfg.baseline_balance)
     base_id = models.save_baseline(
         base, name="Bundled sentiment, TF-IDF baseline", corpus=cfg.corpus, calibration=cal,
         metrics={"accuracy": float((z.argmax(1) == y_held).mean()), "n_valid": int(len(y_held))},
-        extra={"preset": "bundled", "config": asdict(cfg), "train_rows": int(len(trn))})
+        extra={"preset": "bundled", "config": asdict(cfg), "train_rows": int(len(trn)),
+               "balance": cfg.baseline_balance})
     base_s = time.time() - t0
-    log(f"baseline fitted on the same {len(trn):,} training rows in {base_s:.0f}s: {base_id}")
+    log(f"baseline (rows balanced by {cfg.baseline_balance}) fitted on the same {len(trn):,} training rows in "
+        f"{base_s:.0f}s: {base_id}")
 
-    members = {"fwd": ids["fwd"], "bwd": ids["bwd"], "baseline": base_id}
-    members = {k: v for k, v in members.items() if v}
-    cands = {"fwd": ["fwd"], "fwd+baseline": ["fwd", "baseline"]}
-    if "bwd" in members:
-        cands.update({"fwd+bwd": ["fwd", "bwd"], "fwd+bwd+baseline": ["fwd", "bwd", "baseline"]})
+    members = {**ids, "baseline": base_id}
+    cands = candidates(list(members), cfg)
     t0 = time.time()
-    p_held = {k: _probs(mid, held["text"].tolist()) for k, mid in members.items()}
-    ood_df = ood.load()
-    ood_frame = ood_df.assign(source="ood")[["text", "label", "source"]]
+    p_held = {k: _probs_kept(cfg, mid, held["text"].tolist()) for k, mid in members.items()}
+    ood_frame = ood.load().assign(source="ood")[["text", "label", "source"]]
     evalset = pd.concat([test, ood_frame], ignore_index=True)
-    p_eval = {k: _probs(mid, evalset["text"].tolist()) for k, mid in members.items()}
+    p_eval = {k: _probs_kept(cfg, mid, evalset["text"].tolist()) for k, mid in members.items()}
     eval_s = time.time() - t0
+    # For the card only: the baseline with every row alike too (the yardstick before `baseline_balance`).
+    other = "none" if cfg.baseline_balance != "none" else None
+    if other:
+        b2, cal2, z2 = _fit_baseline(trn, held, cfg, other)
+        t2 = (cal2 or {}).get("temperature") or 1.0
+        soft = lambda zz: np.exp(zz / t2 - (zz / t2).max(1, keepdims=True))  # noqa: E731
+        p_held[f"baseline-{other}"] = soft(z2) / soft(z2).sum(1, keepdims=True)
+        ze = _baseline_logits(b2, evalset["text"].tolist())
+        p_eval[f"baseline-{other}"] = soft(ze) / soft(ze).sum(1, keepdims=True)
 
-    table = {}
-    for name, parts in {**cands, "baseline": ["baseline"], "bwd": ["bwd"]}.items():
-        if not all(p in members for p in parts):
-            continue
-        ph = np.mean([p_held[p] for p in parts], axis=0)
-        pe = np.mean([p_eval[p] for p in parts], axis=0)
-        table[name] = {"members": parts, "held": held_scores(np.log(ph + 1e-12), held, LABELS),
-                       "eval": _figures(pe, evalset)}
-    # The choice: the best mean held-out accuracy over sources; a tie goes to fewer members.
-    chosen = max(cands, key=lambda c: (round(table[c]["held"]["score"], 6), -len(cands[c])))
-    log("held-out (mean over sources): " + ", ".join(f"{c} {table[c]['held']['score']:.4f}" for c in table)
-        + f" -> {chosen}")
-    parts = cands[chosen]
+    def measured(spec: dict) -> dict:
+        ph = _pool([p_held[p] for p in spec["members"]], spec["weights"], spec["rule"])
+        pe = _pool([p_eval[p] for p in spec["members"]], spec["weights"], spec["rule"])
+        return {**spec, "held": {**held_scores(np.log(ph + 1e-12), held, LABELS),
+                                 "ece": float(calibration.ece(ph, y_held))},
+                "eval": _figures(pe, evalset)}
+
+    singles = {k: {"members": [k], "weights": [1.0], "rule": "mean"} for k in p_held if k not in cands}
+    table = {name: measured(spec) for name, spec in {**cands, **singles}.items()}
+    # The choice: the best mean held-out accuracy over sources; then the better calibrated; then fewer members.
+    chosen = max(cands, key=lambda c: (round(table[c]["held"]["score"], 6), -round(table[c]["held"]["ece"], 4),
+                                       -len(cands[c]["members"])))
+    log("held-out (mean over sources; ECE): " + ", ".join(
+        f"{c} {table[c]['held']['score']:.4f}; {table[c]['held']['ece']:.3f}" for c in table) + f" -> {chosen}")
+    spec = cands[chosen]
     extra = {"build": {"chosen": chosen, "candidates": table, "config": asdict(cfg),
                        "rows": {"train": int(len(trn)), "crops": int(data["n_crops"]), "held": int(len(held)),
                                 "test": int(len(test)),
                                 "train_by_source": trn["source"].value_counts().to_dict()}}}
-    if len(parts) == 1:
-        src_id = members[parts[0]]
+    ph = _pool([p_held[p] for p in spec["members"]], spec["weights"], spec["rule"])
+    acc_of = lambda p: float((p.argmax(1) == y_held).mean())  # noqa: E731
+    if len(spec["members"]) == 1:
+        src_id = members[spec["members"][0]]
     else:
-        ens = ensemble.plan([members[p] for p in parts], "Bundled sentiment model")
-        src_id = ensemble.save(ens, source="built", extra={"preset": "bundled", "chosen": chosen})
+        ens = ensemble.plan([members[p] for p in spec["members"]], "Bundled sentiment model", spec["weights"],
+                            spec["rule"])
+        # Measured as any ensemble is (`ensemble.evaluate`'s figures), on the held-out rows it was chosen on.
+        evaluation = {"accuracy": acc_of(ph), "n": int(len(held)), "n_left_out": 0, "labels": LABELS,
+                      "dataset": f"{cfg.corpus} (held-out training rows)", "split": "held-out training rows",
+                      "members": [{"id": m["id"], "name": m["name"], "kind": m["kind"], "weight": m["weight"],
+                                   "accuracy": acc_of(p_held[p])} for m, p in zip(ens.members, spec["members"])]}
+        src_id = ensemble.save(ens, evaluation, source="built", extra={"preset": "bundled", "chosen": chosen})
     # What the Models page compares: the pick and the baseline on the same held-out rows (row-level accuracy, as
     # every run's `accuracy` / `baseline_accuracy`), plus the pick's calibration there.
-    ph = np.mean([p_held[p] for p in parts], axis=0)
-    acc_of = lambda p: float((p.argmax(1) == y_held).mean())  # noqa: E731
     extra["metrics"] = {**(models.read_meta(src_id).get("metrics") or {}), "accuracy": acc_of(ph),
                         "baseline_accuracy": acc_of(p_held["baseline"]), "n_valid": int(len(held)),
                         "held_mean_over_sources": table[chosen]["held"]["score"],
                         "ece": float(calibration.ece(ph, y_held))}
     shipped.export(src_id, Path(out), name="Bundled sentiment model", extra_meta=extra)
-    card = {"built": time.strftime("%Y-%m-%d %H:%M:%S"), "chosen": chosen, "members": {p: members[p] for p in parts},
+    card = {"built": time.strftime("%Y-%m-%d %H:%M:%S"), "chosen": chosen,
+            "members": {p: members[p] for p in spec["members"]}, "weights": spec["weights"], "rule": spec["rule"],
             "config": asdict(cfg), "candidates": table, "rows": extra["build"]["rows"],
-            "directions": {d: {k: v for k, v in (_state(build_dir(cfg, d)) or {}).items() if k != "config"}
-                           for d in DIRECTIONS},
+            "directions": {d: {k: v for k, v in (_state(build_dir(cfg, "fwd").parent / d) or {}).items()
+                               if k != "config"} for d in ids},
             "starters": {d: {k: (starter.card(starter.folder(d == "bwd")) or {}).get(k)
                              for k in ("tokens_seen", "valid_perplexity", "train_s", "arch")} for d in DIRECTIONS},
             "baseline_fit_s": round(base_s, 1), "eval_s": round(eval_s, 1), "finish_s": round(time.time() - t_all, 1)}
@@ -397,6 +516,8 @@ def main(argv=None) -> int:
     ap.add_argument("--restart", action="store_true")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--time-limit-s", type=float, default=None)
+    ap.add_argument("--train-seed", type=int, default=None,
+                    help="another training seed for the direction (same rows): finish averages every seed built")
     ap.add_argument("--out", default=str(registry.BUNDLED_DIR))
     a = ap.parse_args(argv)
     log = lambda m: print(m, flush=True)  # noqa: E731
@@ -406,7 +527,7 @@ def main(argv=None) -> int:
             if not a.direction:
                 raise BuildError("Name the direction: `direction fwd` or `direction bwd`.")
             st = train_direction(cfg, a.direction, resume=a.resume, restart=a.restart, threads=a.threads,
-                                 time_limit_s=a.time_limit_s, log=log)
+                                 time_limit_s=a.time_limit_s, train_seed=a.train_seed, log=log)
             print(json.dumps({k: st.get(k) for k in ("direction", "step", "best", "model_id", "train_s")}))
         else:
             card = finish(cfg, Path(a.out), log=log)

@@ -10,11 +10,16 @@ fine-tunes a forward and a backward classifier on the labelled training rows of 
    layer group for one, then every layer for as many epochs as the held-out accuracy keeps rising (each a one-cycle
    of its own at a falling top LR; the best epoch's weights are kept). A checkpoint is written after every epoch, so
    `--resume` continues a build stopped by `--time-limit-s` or anything else. The finished classifier is stored in
-   the model store, calibrated on the held-out rows.
-2. `finish`: the TF-IDF baseline fitted on exactly the same training rows, then every candidate (forward; forward +
-   backward; each with the baseline as a member) measured on the held-out training rows, and the best of them
-   exported as the bundled model (`models.shipped.export`) with a card. The test splits and the out-of-domain
-   sentences are only measured, for the card, never used to choose.
+   the model store, calibrated on the held-out rows. A direction stopped early by `patience` is continued by
+   `--resume --set patience=N` with a larger N (the classifier stored then replaces it in the build).
+2. `finish`: the TF-IDF baseline fitted on exactly the same training rows (each source's rows weighing the same in
+   all: `baseline_balance`), then every candidate measured on the held-out training rows: the forward classifiers
+   (every training seed built, `--train-seed`, averaged), those with the backward ones, each of the two with the
+   baseline as a member at each of `baseline_shares` of the weight, each pooled by each of `rules` (the mean of the
+   members' probabilities or of their log-probabilities: `models.ensemble`). The best is exported as the bundled
+   model (`models.shipped.export`) with a card: best held-out mean, then best calibrated, then fewest members. The
+   test splits and the out-of-domain sentences are only measured, for the card, never used to choose. Each member's
+   probabilities are kept beside the build, so `finish` run again predicts only for classifiers it has not seen.
 
 Held-out rows are drawn per source (`holdout` of its training rows, at most `max_holdout`), so each corpus counts
 the same in the choice: the score is the mean of the per-source accuracies. Reviews are long and a one-line input

@@ -19,6 +19,7 @@ from ulmfit_demo import models
 from ulmfit_demo.cli import main as cli_main
 from ulmfit_demo.judge import baseline
 from ulmfit_demo.models import ensemble, inference
+from ulmfit_demo.ui import model_widgets as mw
 
 TEXTS = ["What a wonderful film, the cast is superb!", "A dull, awful mess. Avoid it.",
          "The music is lovely but the plot drags."]
@@ -419,6 +420,13 @@ def test_sentiment_page_shows_the_ensemble_verdict_and_each_members(trio, capsys
     text = at.text_area(key="sent_text").value
     for m in inference.predict(eid, text)["members"]:
         assert f"{m['probs'][m['label']]:.0%} confident" in blobs
+    # what it is made of, in words; alike members side by side are counted
+    assert mw.made_of(eid) == ("three critics: the average of 3 models — a forward AWD-LSTM classifier, a backward one "
+                               "and a TF-IDF baseline — trained on the demo reviews.")
+    four = build(capsys, trio["clas"], trio["flip"], trio["bwd"], trio["base"], name="four critics",
+                 extra=("--weights", "1", "1", "1", "3"))
+    assert mw.made_of(four).startswith("four critics: a weighted average of 4 models — two forward AWD-LSTM "
+                                       "classifiers, a backward one and a TF-IDF baseline — trained on ")
 
 
 def test_models_page_lists_the_ensemble_with_its_members_and_refuses_deleting_one(trio, capsys):

@@ -146,30 +146,44 @@ def corpus_words(corpus: str | None) -> list[str]:
     return list(dict.fromkeys(starter.SOURCES.get(c, c) for c in parts if c != "?"))
 
 
+_NUMBERS = {2: "two", 3: "three", 4: "four", 5: "five"}
+
+
 def made_of(model_id: str) -> str | None:
     """What an ensemble is made of, in one sentence for people who do not train models, from its metadata and its
     members': "Bundled sentiment model: the average of 3 models — a forward AWD-LSTM classifier, a backward one and
-    a TF-IDF baseline — trained on IMDb reviews, Yelp sentences and Amazon product reviews." None when the model is
-    not an ensemble."""
+    a TF-IDF baseline — trained on IMDb reviews, Yelp sentences and Amazon product reviews." Alike members next to
+    each other are counted ("two forward AWD-LSTM classifiers"). None when the model is not an ensemble."""
     meta = models.read_meta(model_id)
     members = meta.get("members") or []
     if meta.get("kind") != "ensemble" or not members:
         return None
-    parts, prev = [], (None, None)
+    kinds_of = []  # (noun, side) of each member, in order
     for m in members:
         if m.get("kind") == "baseline":
-            noun, side = "TF-IDF baseline", None
+            kinds_of.append(("TF-IDF baseline", None))
+            continue
+        try:
+            side = "backward" if reads_backwards(models.read_meta(m["id"])) else "forward"
+        except models.ModelError:  # a member gone: say what it was, not which way it read
+            side = None
+        kinds_of.append(("AWD-LSTM classifier", side))
+    groups: list[list] = []  # runs of alike members: [noun, side, how many]
+    for noun, side in kinds_of:
+        if groups and groups[-1][:2] == [noun, side]:
+            groups[-1][2] += 1
         else:
-            try:
-                side = "backward" if reads_backwards(models.read_meta(m["id"])) else "forward"
-            except models.ModelError:  # a member gone: say what it was, not which way it read
-                side = None
-            noun = "AWD-LSTM classifier"
-        if prev[0] == noun:  # "a forward AWD-LSTM classifier, a backward one"
-            parts.append(f"a {side} one" if side and side != prev[1] else "another one")
+            groups.append([noun, side, 1])
+    parts, prev = [], None
+    for noun, side, n in groups:
+        many = _NUMBERS.get(n, str(n))
+        if prev == noun:  # "a forward AWD-LSTM classifier, a backward one"
+            parts.append((f"a {side} one" if side else "another one") if n == 1 else f"{many} {side or 'other'} ones")
+        elif n > 1:
+            parts.append(f"{many} {side + ' ' if side else ''}{noun}s")
         else:
             parts.append(f"a {side} {noun}" if side else f"a{'n' if noun[0] in 'AEIO' else ''} {noun}")
-        prev = (noun, side)
+        prev = noun
     weights = [float(m.get("weight") or 0) for m in members]
     how = "the average" if max(weights) - min(weights) < 1e-9 else "a weighted average"
     read = corpus_words(meta.get("corpus"))

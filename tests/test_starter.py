@@ -13,7 +13,7 @@ import pytest
 
 from test_training import run_in_process
 from ulmfit_demo import models
-from ulmfit_demo.models import inference
+from ulmfit_demo.models import ensemble, inference
 from ulmfit_demo.runs import store
 from ulmfit_demo.models import starter
 from ulmfit_demo.train import presets, start
@@ -380,8 +380,11 @@ def test_the_bundled_build_pauses_resumes_and_ships_the_candidate_best_on_held_o
     starter.check(out)  # every file, members' included, matches the manifest
     # The Models page compares the pick with the baseline on the same held-out rows: both recorded in its metadata.
     meta = json.loads((out / "meta.json").read_text())
+    m_acc = meta["metrics"]["accuracy"]
     if len(card["members"]) > 1:  # an ensemble: pooled by the rule chosen, measured on the held-out rows
         assert meta["rule"] == card["rule"] and meta["evaluation"]["n"] == card["rows"]["held"]
+        assert ensemble.evaluation_line(meta).startswith(f"Ensemble {m_acc:.1%} vs ")
+        assert "held-out training rows of demo (never trained on)" in ensemble.evaluation_line(meta)
         assert [round(x["weight"], 6) for x in meta["members"]] == [round(w / sum(card["weights"]), 6)
                                                                    for w in card["weights"]]
     m = meta["metrics"]

@@ -403,7 +403,8 @@ def evaluation_line(meta: dict) -> str | None:
     ev = meta.get("evaluation")
     if not ev:
         return None
-    where = f"the {ev['n']:,} validation reviews of {ev['dataset']}" if ev.get("dataset") else f"{ev['n']:,} reviews"
+    where = ev.get("where") or (f"the {ev['n']:,} validation reviews of {ev['dataset']}" if ev.get("dataset")
+                                else f"{ev['n']:,} reviews")
     mem = ", ".join(f"{m['name']} {m['accuracy']:.1%}" for m in ev["members"])
     best = max(m["accuracy"] for m in ev["members"])
     gap = round((ev["accuracy"] - best) * 100, 1)

@@ -469,7 +469,9 @@ def finish(cfg: BundledConfig, out: Path, log=print) -> dict:
                             spec["rule"])
         # Measured as any ensemble is (`ensemble.evaluate`'s figures), on the held-out rows it was chosen on.
         evaluation = {"accuracy": acc_of(ph), "n": int(len(held)), "n_left_out": 0, "labels": LABELS,
-                      "dataset": f"{cfg.corpus} (held-out training rows)", "split": "held-out training rows",
+                      "dataset": cfg.corpus, "split": "held-out training rows",
+                      "where": f"the {len(held):,} held-out training rows of "
+                               f"{', '.join(held['source'].unique())} (never trained on)",
                       "members": [{"id": m["id"], "name": m["name"], "kind": m["kind"], "weight": m["weight"],
                                    "accuracy": acc_of(p_held[p])} for m, p in zip(ens.members, spec["members"])]}
         src_id = ensemble.save(ens, evaluation, source="built", extra={"preset": "bundled", "chosen": chosen})

@@ -176,6 +176,25 @@ def test_a_damaged_starter_is_refused_with_the_file_named(tiny_starter, tmp_path
     assert info["source"] == "none" and "lm.safetensors is damaged" in info["message"]
 
 
+def test_a_file_damaged_after_a_good_check_is_still_refused(tiny_starter, tmp_path):
+    # `check` remembers files it hashed whole (the bundled model's members each check the whole folder); a write
+    # after that, of the same size, must still be caught.
+    folder = tmp_path / "starter"
+    shutil.copytree(tiny_starter[0], folder)  # copies keep their old modification times: files at rest
+    starter.check(folder)
+    starter.check(folder)  # remembered: not hashed again
+    weights = folder / "lm.safetensors"
+    good = weights.read_bytes()
+    with open(weights, "r+b") as f:
+        f.seek(100)
+        f.write(bytes(b ^ 0xFF for b in good[100:104]))
+    assert weights.stat().st_size == len(good)
+    with pytest.raises(starter.StarterError, match="lm.safetensors is damaged"):
+        starter.check(folder)
+    weights.write_bytes(good)
+    starter.check(folder)  # whole again: accepted
+
+
 def test_explicit_starter_with_another_shape_is_refused_before_any_work(use_starter):
     errs = presets.check_config(presets.QUICK.with_(pretrained="starter", emb_sz=32), "ulmfit")
     assert any("bundled starter fits emb_sz 16" in e for e in errs)

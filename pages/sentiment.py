@@ -146,8 +146,11 @@ def show_review(model_row: dict, large: bool) -> None:
             st.markdown("**What each member says**")
             st.markdown(mw.members_html(attr["members"], labels), unsafe_allow_html=True)
             if not large:
-                st.caption("The ensemble's probability of each label is the weighted mean of its members' "
-                           "(each with its own calibration applied).")
+                geo = (models.read_meta(model_row["id"]).get("rule") or "mean") == "geometric"
+                st.caption("The ensemble's probability of each label is the weighted "
+                           + ("geometric mean of its members' (each with its own calibration applied), scaled so "
+                              "the labels add up to 100%." if geo else
+                              "mean of its members' (each with its own calibration applied)."))
     with right:
         st.markdown("**Which words pushed it**")
         st.markdown(mw.attribution_html(attr, labels, large), unsafe_allow_html=True)

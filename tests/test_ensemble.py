@@ -160,6 +160,11 @@ def test_the_geometric_rule_pools_log_probabilities_and_survives_export_and_impo
         assert r["probs"] == pytest.approx(inference.predict(eid, t)["probs"], abs=1e-6)
     attr = inference.attributions(eid, TEXTS[0])
     assert attr["prob"] == pytest.approx(inference.predict(eid, TEXTS[0])["probs"][attr["label"]])
+    # the Sentiment and Models pages say how the members are combined
+    at = run_page("pages/sentiment.py", sent_model=eid)
+    assert any("weighted geometric mean of its members'" in c.value for c in at.caption)
+    at = run_page("pages/models.py", mdl_model=eid)
+    assert any("as log-probabilities (a geometric mean" in c.value for c in at.caption)
     out = tmp_path / "geo.zip"
     rc, _, err = cli(capsys, "models", "export", eid, "--out", out)
     assert rc == 0, err

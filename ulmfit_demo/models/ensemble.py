@@ -52,7 +52,7 @@ RULES = {"mean": COMBINE,
          "geometric": "weighted geometric mean of the members' calibrated probabilities, renormalised over the labels "
                       "(a weighted mean of log-probabilities), labels matched by name"}
 ATTRIBUTION_METHOD = ("Occlusion on the ensemble: each word's score is how much the ensemble's confidence in its "
-                      "verdict (its members' probabilities pooled by its rule) drops when that word alone is removed "
+                      "verdict (its members' probabilities combined) drops when that word alone is removed "
                       "from the text; every member reads every variant. Negative: removing it makes the ensemble more "
                       "sure.")
 # Texts per step of word scores under a time budget: the clock is read between steps (each member reads each text).

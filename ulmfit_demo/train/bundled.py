@@ -17,9 +17,10 @@ fine-tunes a forward and a backward classifier on the labelled training rows of 
    (every training seed built, `--train-seed`, averaged), those with the backward ones, each of the two with the
    baseline as a member at each of `baseline_shares` of the weight, each pooled by each of `rules` (the mean of the
    members' probabilities or of their log-probabilities: `models.ensemble`). The best is exported as the bundled
-   model (`models.shipped.export`) with a card: best held-out mean, then best calibrated, then fewest members. The
-   test splits and the out-of-domain sentences are only measured, for the card, never used to choose. Each member's
-   probabilities are kept beside the build, so `finish` run again predicts only for classifiers it has not seen.
+   model (`models.shipped.export`) with a card: best held-out mean (within `tie`), then best calibrated, then fewest
+   members. The test splits and the out-of-domain sentences are only measured, for the card, never used to choose.
+   Each member's probabilities are kept beside the build, so `finish` run again predicts only for classifiers it
+   has not seen.
 
 Held-out rows are drawn per source (`holdout` of its training rows, at most `max_holdout`), so each corpus counts
 the same in the choice: the score is the mean of the per-source accuracies. Reviews are long and a one-line input
@@ -73,6 +74,9 @@ class BundledConfig:
     baseline_balance: str = "source"  # "source": each source's rows weigh the same in the baseline's fit; "none"
     baseline_shares: tuple = (0.3, 0.4, 0.5, 0.6)  # the baseline's weight in a candidate that has it
     rules: tuple = ("mean", "geometric")  # how a candidate pools its members' probabilities (models.ensemble)
+    # Held-out means this close to the best are a tie (0.1 point is about one review per source, far below the noise
+    # of 6k rows): among the tied, the best calibrated ships, then the one with fewer members.
+    tie: float = 0.001
 
     def key(self) -> str:
         """Names the build's checkpoint folder: another config is another build. `patience` is left out: it only says
@@ -81,7 +85,7 @@ class BundledConfig:
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:10]
 
 
-_NOT_IN_KEY = ("patience", "baseline_balance", "baseline_shares", "rules")
+_NOT_IN_KEY = ("patience", "baseline_balance", "baseline_shares", "rules", "tie")
 
 
 _SENT = re.compile(r"(?<=[.!?])\s+")
@@ -450,9 +454,11 @@ def finish(cfg: BundledConfig, out: Path, log=print) -> dict:
 
     singles = {k: {"members": [k], "weights": [1.0], "rule": "mean"} for k in p_held if k not in cands}
     table = {name: measured(spec) for name, spec in {**cands, **singles}.items()}
-    # The choice: the best mean held-out accuracy over sources; then the better calibrated; then fewer members.
-    chosen = max(cands, key=lambda c: (round(table[c]["held"]["score"], 6), -round(table[c]["held"]["ece"], 4),
-                                       -len(cands[c]["members"])))
+    # The choice: the best mean held-out accuracy over sources, within `tie`; then the better calibrated; then fewer
+    # members.
+    top = max(table[c]["held"]["score"] for c in cands)
+    chosen = min((c for c in cands if table[c]["held"]["score"] >= top - cfg.tie - 1e-12),
+                 key=lambda c: (round(table[c]["held"]["ece"], 4), len(cands[c]["members"])))
     log("held-out (mean over sources; ECE): " + ", ".join(
         f"{c} {table[c]['held']['score']:.4f}; {table[c]['held']['ece']:.3f}" for c in table) + f" -> {chosen}")
     spec = cands[chosen]

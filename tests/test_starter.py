@@ -252,6 +252,19 @@ OBVIOUS = [
 ]
 
 
+def test_predicting_through_the_bundled_model_keeps_its_parts_open(bundled):
+    # The bundled ensemble and its members are one cache entry each: a prediction must not evict and reload a member
+    # (it did with room for 4 models, making every verdict 0.7 s instead of a few ms).
+    from ulmfit_demo.models import kinds
+
+    inference.predict("bundled", "A wonderful film.")
+    parts = [m["id"] for m in (models.read_meta("bundled").get("members") or [])] or ["bundled"]
+    opened = {p: kinds.open(p) for p in parts}
+    for text in ("The plot was dull.", "Great pizza!", "It broke after a week."):
+        inference.predict("bundled", text)
+    assert all(kinds.open(p) is opened[p] for p in parts)
+
+
 def test_bundled_model_is_listed_read_only_and_gets_obvious_sentences_right(bundled):
     rows = models.list_models()
     b = [r for r in rows if r["id"] == "bundled"]

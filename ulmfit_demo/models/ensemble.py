@@ -140,6 +140,8 @@ class Ensemble(Model):
         if budget_s is None:
             rows = self.predict_batch(todo)
         else:
+            for mid in _member_ids(self):  # opening a member (a first use: loading its files) is not scoring time
+                kinds.open(mid)
             t0, rows = time.perf_counter(), []
             for k in range(0, len(todo), BUDGET_STEP):  # the whole text first, always
                 rows += self.predict_batch(todo[k:k + BUDGET_STEP])

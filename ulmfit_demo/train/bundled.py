@@ -440,10 +440,8 @@ def finish(cfg: BundledConfig, out: Path, log=print) -> dict:
     if other:
         b2, cal2, z2 = _fit_baseline(trn, held, cfg, other)
         t2 = (cal2 or {}).get("temperature") or 1.0
-        soft = lambda zz: np.exp(zz / t2 - (zz / t2).max(1, keepdims=True))  # noqa: E731
-        p_held[f"baseline-{other}"] = soft(z2) / soft(z2).sum(1, keepdims=True)
-        ze = _baseline_logits(b2, evalset["text"].tolist())
-        p_eval[f"baseline-{other}"] = soft(ze) / soft(ze).sum(1, keepdims=True)
+        p_held[f"baseline-{other}"] = calibration.apply_temperature(z2, t2)
+        p_eval[f"baseline-{other}"] = calibration.apply_temperature(_baseline_logits(b2, evalset["text"].tolist()), t2)
 
     def measured(spec: dict) -> dict:
         ph = _pool([p_held[p] for p in spec["members"]], spec["weights"], spec["rule"])

@@ -356,6 +356,21 @@ def _bundled(*args, env):
                           capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.parametrize("args, want", [
+    (["finish", "--set", 'rules=["median"]'], "rules must list one or more of mean, geometric, not 'median'"),
+    (["finish", "--set", "baseline_shares=[0.5, 1.5]"], "baseline_shares must be numbers between 0 and 1"),
+    (["finish", "--set", "baseline_balance=label"], "baseline_balance must be 'source' or 'none'"),
+    (["finish", "--set", "tie=0.5"], "tie must be a share of accuracy from 0 to 0.05"),
+    (["direction", "fwd", "--train-seed", "-1"], "--train-seed must be 0 or more"),
+    (["direction", "bwd", "--set", "patience=-1"], "patience must be a whole number of epochs"),
+])
+def test_the_bundled_build_refuses_bad_settings_before_any_work(tmp_path, args, want):
+    home = tmp_path / "home"
+    p = _bundled(*args, env={"ULMFIT_DEMO_HOME": str(home)})
+    assert p.returncode == 1 and want in p.stdout and "Traceback" not in p.stderr, p.stdout + p.stderr[-2000:]
+    assert not (home / "bundled_build").exists() and not (home / "models").exists()
+
+
 def test_the_bundled_build_pauses_resumes_and_ships_the_candidate_best_on_held_out_rows(use_starter, tmp_path):
     env = {"ULMFIT_DEMO_HOME": str(tmp_path / "home"), "ULMFIT_DEMO_STARTER": str(use_starter)}
     p = _bundled("direction", "fwd", "--time-limit-s", "0", env=env)

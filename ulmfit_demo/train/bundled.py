@@ -181,6 +181,10 @@ def train_direction(cfg: BundledConfig, direction: str, *, resume: bool = False,
 
     if direction not in DIRECTIONS:
         raise BuildError(f"direction must be fwd or bwd, not {direction!r}.")
+    if train_seed is not None and int(train_seed) < 0:
+        raise BuildError(f"--train-seed must be 0 or more, not {train_seed}.")
+    if not isinstance(cfg.patience, int) or cfg.patience < 0:
+        raise BuildError(f"patience must be a whole number of epochs, 0 or more, not {cfg.patience!r}.")
     torch.set_num_threads(threads)
     tseed = cfg.seed if train_seed is None else int(train_seed)
     folder = build_dir(cfg, direction, tseed)
@@ -405,10 +409,27 @@ def candidates(members: list[str], cfg: BundledConfig) -> dict[str, dict]:
     return out
 
 
+def _check_choice(cfg: BundledConfig) -> None:
+    "The settings `finish` chooses with, refused before any work with what to pass instead."
+    if cfg.baseline_balance not in ("source", "none"):
+        raise BuildError(f"baseline_balance must be 'source' or 'none', not {cfg.baseline_balance!r}.")
+    bad = [r for r in cfg.rules if r not in ensemble.RULES]
+    if not cfg.rules or bad:
+        raise BuildError(f"rules must list one or more of {', '.join(ensemble.RULES)}"
+                         + (f", not {', '.join(map(repr, bad))}." if bad else "."))
+    shares = list(cfg.baseline_shares)
+    if not all(isinstance(x, (int, float)) and 0 < x < 1 for x in shares):
+        raise BuildError(f"baseline_shares must be numbers between 0 and 1 (the baseline's share of the weight), "
+                         f"got {shares}.")
+    if not isinstance(cfg.tie, (int, float)) or not 0 <= cfg.tie < 0.05:
+        raise BuildError(f"tie must be a share of accuracy from 0 to 0.05 (0.001 is 0.1 point), got {cfg.tie!r}.")
+
+
 def finish(cfg: BundledConfig, out: Path, log=print) -> dict:
     """Fit the baseline on the same training rows, measure every candidate on the held-out rows, export the best
     as the bundled model in `out` with its card. The test rows are measured for the card only."""
     t_all = time.time()
+    _check_choice(cfg)
     ids = built(cfg)
     if "fwd" not in ids:
         raise BuildError("The forward classifier is not built yet: run `python -m ulmfit_demo.train.bundled "

@@ -271,6 +271,7 @@ def _one_label_corpus():
     ("lm", {"lm_frozen_epochs": 0, "lm_epochs": 0}, "demo", "0 epochs"),
     ("ulmfit", {"clas_phases": [{"freeze_to": -1, "epochs": 0, "lr": 1e-3}]}, "demo", "0 epochs"),
     ("ulmfit", {"bs": 5000}, "demo", "larger than the"),
+    ("ulmfit", {"clas_crops": 1.5}, "demo", "clas_crops must be at most 1"),
     ("lm", {"bs": 64, "seq_len": 500, "max_docs": 10}, "demo", "training tokens"),
     ("lm", {"pretrained": "wt103"}, "demo", "WikiText-103 weights fit"),
     ("lm", {"pretrained": "run:nope"}, "demo", "no run"),

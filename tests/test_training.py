@@ -262,3 +262,29 @@ def test_a_one_token_last_batch_is_not_mistaken_for_a_diverged_run():
         pytest.fail("no batch size in 4..39 gives a one-token last batch; pick another corpus size")
     r = run_in_process("lm", cfg.with_(bs=bs))
     assert r["status"] == store.SUCCEEDED, r["error"]
+
+
+def test_crops_are_short_labelled_pieces_of_the_training_texts_only():
+    "`clas_crops` adds one- or two-sentence crops of training texts with their labels; judging never sees them."
+    from ulmfit_demo.data.crops import crops
+
+    texts = ["Great cast. A moving story. I loved every minute of it.", "Too short. Really.", "The plot is dull. The acting is bad too."]
+    cr = crops(texts, ["pos", "x", "neg"], frac=1.0, seed=0)
+    assert list(cr["label"]) == ["pos", "neg"]  # "Too short. Really." has no sentence of 3+ words
+    for t, src in zip(cr["text"], [texts[0], texts[2]]):
+        assert t in src and t != src and t.count(".") in (1, 2)
+    assert crops(texts, ["pos", "x", "neg"], 1.0, 0).equals(cr)  # seeded
+    assert crops(texts, ["pos", "x", "neg"], 0.0, 0).empty
+
+    cfg = tiny(clas_crops=0.5, lm_epochs=1, lm_frozen_epochs=0)
+    r = run_in_process("ulmfit", cfg)
+    assert r["status"] == store.SUCCEEDED, r["error"]
+    ev = store.events(r["id"])
+    added = [e for e in ev if e["kind"] == "crops"]
+    assert len(added) == 1 and added[0]["data"]["crops"] > 0
+    n_trn = added[0]["data"]["texts"]
+    batches = [e["data"]["batches"] for e in ev if e["kind"] == "stage" and e["data"].get("stage") == "clas"]
+    # the classifier's epoch reads the crops too (fastai drops the last partial training batch)...
+    assert batches == [(n_trn + added[0]["data"]["crops"]) // cfg.bs] and batches[0] > n_trn // cfg.bs
+    # ...its judged figures read whole validation texts only
+    assert r["summary"]["metrics"]["n_valid"] + n_trn == cfg.max_docs

@@ -7,6 +7,7 @@ those figures. Mixed into `job.Job` like `baseline_stage`.
 import json
 import time
 
+from ulmfit_demo.data.crops import crops
 from ulmfit_demo.runs import distrib, store
 from ulmfit_demo.train import evaluate, stages
 
@@ -21,7 +22,7 @@ class ClasStage:
         lm_dir = store.run_dir(self.src["id"]) if self.kind == "clas" else self.rdir
         vocab = json.loads((lm_dir / "vocab.json").read_text())
         encoder = torch.load(lm_dir / "lm_encoder.pth", map_location="cpu", weights_only=True)
-        dls = stages.clas_dls(self.clas_frame, vocab, cfg, self.device_type)
+        dls = stages.clas_dls(self.clas_train_frame(), vocab, cfg, self.device_type)
         learn = stages.clas_learner(dls, cfg, self.rdir, encoder)
         learn = stages.apply_precision(learn, self.precision_of())
         phases = stages.clas_phases(cfg)
@@ -48,6 +49,25 @@ class ClasStage:
         store.update_summary(self.id, clas=metrics, clas_model_id=model_id)
         self.sink.event("model", f"Saved the classifier as {model_id}.", data={"stage": "clas",
                                                                               "model_id": model_id})
+
+    def clas_train_frame(self):
+        """The classifier's rows: `clas_frame`, plus (`clas_crops` > 0) short crops of its training texts with their
+        labels, tokenized as the rest. Judging reads `clas_frame` alone: crops are training rows only."""
+        import pandas as pd
+
+        frame, share = self.clas_frame, float(self.cfg.clas_crops)
+        if share <= 0:
+            return frame
+        trn = frame[~frame["is_valid"]]
+        cr = crops(trn["text"].tolist(), trn["label"].tolist(), share, self.cfg.seed)
+        if cr.empty:
+            self.sink.event("crops", f"clas_crops={share:g}: no training text has two sentences to crop; training on "
+                                     f"whole texts only.", level="warning")
+            return frame
+        cr = cr.assign(tokens=self.tok.tokenize(cr["text"].tolist()), is_valid=False)
+        self.sink.event("crops", f"Added {len(cr):,} short crops (one or two sentences, with their text's label) to "
+                                 f"the {len(trn):,} training texts.", data={"crops": len(cr), "texts": len(trn)})
+        return pd.concat([frame, cr[[c for c in cr.columns if c in frame.columns]]], ignore_index=True)
 
     def judge_classifier(self, learn) -> dict:
         "The classifier beside the baseline fitted on the same split, calibrated, and on out-of-domain sentences."

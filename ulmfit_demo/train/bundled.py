@@ -42,6 +42,7 @@ import pandas as pd
 
 from ulmfit_demo import config, models
 from ulmfit_demo.data import corpora
+from ulmfit_demo.data.crops import crops
 from ulmfit_demo.data.labels import canonical
 from ulmfit_demo.judge import baseline, calibration, ood, report
 from ulmfit_demo.models import ensemble, kinds, registry, shipped, starter
@@ -88,25 +89,8 @@ class BundledConfig:
 _NOT_IN_KEY = ("patience", "baseline_balance", "baseline_shares", "rules", "tie")
 
 
-_SENT = re.compile(r"(?<=[.!?])\s+")
-_BR = re.compile(r"<br\s*/?>")
-
-
 class BuildError(ValueError):
     "The build cannot go on: the message says why and what to do."
-
-
-def crops(texts: list[str], labels: list[str], frac: float, seed: int) -> pd.DataFrame:
-    "Short crops (one or two consecutive sentences of 3+ words) of texts with 2+ sentences, with the text's label."
-    rng = np.random.RandomState(seed)
-    rows = []
-    for t, lab in zip(texts, labels):
-        sents = [s for s in _SENT.split(_BR.sub(" ", t)) if len(s.split()) >= 3]
-        if len(sents) < 2 or rng.rand() >= frac:
-            continue
-        i = rng.randint(len(sents))
-        rows.append((" ".join(sents[i:i + 1 + rng.randint(2)]), lab))
-    return pd.DataFrame(rows, columns=["text", "label"])
 
 
 def rows(cfg: BundledConfig) -> dict[str, pd.DataFrame]:

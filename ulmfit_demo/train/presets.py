@@ -58,6 +58,7 @@ class Config:
     sp_vocab_sz: int = 8000  # SentencePiece vocabulary size (subword only)
     max_vocab: int = 60000  # word tokens only: words kept in the LM vocabulary (fastai's default); a subword vocab is SentencePiece's, whole
     min_freq: int = 3  # word tokens only: a word seen fewer times becomes xxunk (fastai's default)
+    clas_crops: float = 0.0  # classifier only: this share of the training texts with 2+ sentences also trains as a one- or two-sentence crop with its label, so short inputs look like something it has read (0: none)
     backwards: bool = False  # read texts right to left; the paper ensembles a forward and a backward model
     # ---- model
     pretrained: str = "auto"  # start of the LM: "auto" (WikiText-103 if found, else the bundled starter, else scratch), "wt103", "starter", "none", or "run:<id>"
@@ -218,6 +219,7 @@ def check_config(cfg: Config, kind: str, cuda: bool | None = None) -> list[str]:
     for n in ("drop_mult_lm", "drop_mult_clas", "wd"):
         num(n, 0)
     num("lm_valid_pct", 0, lo_open=True, hi=0.5)
+    num("clas_crops", 0, hi=1)
     num("lr_div", 1)
     if cfg.max_docs is not None:
         num("max_docs", 2, integer=True)

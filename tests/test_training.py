@@ -286,5 +286,6 @@ def test_crops_are_short_labelled_pieces_of_the_training_texts_only():
     batches = [e["data"]["batches"] for e in ev if e["kind"] == "stage" and e["data"].get("stage") == "clas"]
     # the classifier's epoch reads the crops too (fastai drops the last partial training batch)...
     assert batches == [(n_trn + added[0]["data"]["crops"]) // cfg.bs] and batches[0] > n_trn // cfg.bs
+    assert r["step"] == r["total_steps"]  # the progress bar counted the crops' batches from the start
     # ...its judged figures read whole validation texts only
     assert r["summary"]["metrics"]["n_valid"] + n_trn == cfg.max_docs

@@ -50,23 +50,32 @@ class ClasStage:
         self.sink.event("model", f"Saved the classifier as {model_id}.", data={"stage": "clas",
                                                                               "model_id": model_id})
 
-    def clas_train_frame(self):
-        """The classifier's rows: `clas_frame`, plus (`clas_crops` > 0) short crops of its training texts with their
-        labels, tokenized as the rest. Judging reads `clas_frame` alone: crops are training rows only."""
+    def clas_crops(self):
+        """Short crops of the classifier's training texts (`text`, `label`), `clas_crops` of those with two or more
+        sentences; none when it is 0. Seeded by the run's seed, so a resumed run crops the same."""
         import pandas as pd
 
-        frame, share = self.clas_frame, float(self.cfg.clas_crops)
-        if share <= 0:
+        if float(self.cfg.clas_crops) <= 0:
+            return pd.DataFrame(columns=["text", "label"])
+        trn = self.clas_frame[~self.clas_frame["is_valid"]]
+        return crops(trn["text"].tolist(), trn["label"].tolist(), float(self.cfg.clas_crops), self.cfg.seed)
+
+    def clas_train_frame(self):
+        """The classifier's rows: `clas_frame` plus its crops (`clas_crops`), tokenized as the rest. Judging reads
+        `clas_frame` alone: crops are training rows only."""
+        import pandas as pd
+
+        frame, cr = self.clas_frame, self.clas_crops()
+        if float(self.cfg.clas_crops) <= 0:
             return frame
-        trn = frame[~frame["is_valid"]]
-        cr = crops(trn["text"].tolist(), trn["label"].tolist(), share, self.cfg.seed)
+        n_trn = int((~frame["is_valid"]).sum())
         if cr.empty:
-            self.sink.event("crops", f"clas_crops={share:g}: no training text has two sentences to crop; training on "
-                                     f"whole texts only.", level="warning")
+            self.sink.event("crops", f"clas_crops={self.cfg.clas_crops:g}: no training text has two sentences of "
+                                     f"three or more words to crop; training on whole texts only.", level="warning")
             return frame
         cr = cr.assign(tokens=self.tok.tokenize(cr["text"].tolist()), is_valid=False)
         self.sink.event("crops", f"Added {len(cr):,} short crops (one or two sentences, with their text's label) to "
-                                 f"the {len(trn):,} training texts.", data={"crops": len(cr), "texts": len(trn)})
+                                 f"the {n_trn:,} training texts.", data={"crops": len(cr), "texts": n_trn})
         return pd.concat([frame, cr[[c for c in cr.columns if c in frame.columns]]], ignore_index=True)
 
     def judge_classifier(self, learn) -> dict:

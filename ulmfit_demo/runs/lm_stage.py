@@ -74,7 +74,7 @@ class LMStage:
         "Steps of the whole run from here: this LM stage's, plus the classifier's when one follows."
         total = n_batches * sum(p.epochs for p in phases)
         if self.clas_frame is not None:
-            n = int((~self.clas_frame["is_valid"]).sum()) // self.cfg.bs
+            n = (int((~self.clas_frame["is_valid"]).sum()) + len(self.clas_crops())) // self.cfg.bs
             total += n * sum(p.epochs for p in stages.clas_phases(self.cfg))
         return total
 

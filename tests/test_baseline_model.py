@@ -218,6 +218,38 @@ def test_sample_weights_weigh_the_rows_and_bad_ones_are_refused(fitted):
             baseline.fit(texts, labels, sample_weight=bad)
 
 
+def test_nb_weighting_is_folded_into_the_stored_model(tmp_path):
+    """nb=True scales each term by its log-count ratio before the regression; the scaled regression's decisions are
+    what the saved model (plain format) gives, and its word scores still add up to its decision."""
+    from scipy import sparse
+    from sklearn.linear_model import LogisticRegression
+
+    texts, labels = map(list, zip(*TRAIN))
+    nb = baseline.fit(texts, labels, nb=True, min_df=1)
+    assert nb.params["nb"] is True
+    X = nb.vectorizer.transform(texts)
+    pos = np.array([lab == "positive" for lab in labels])
+    p = np.asarray((X > 0)[pos].sum(0)).ravel() + 1.0
+    q = np.asarray((X > 0)[~pos].sum(0)).ravel() + 1.0
+    r = np.log((p / p.sum()) / (q / q.sum()))
+    assert (r[[nb.vectorizer.vocabulary_[w] for w in ("great", "wonderful")]] > 0).all()
+    assert (r[[nb.vectorizer.vocabulary_[w] for w in ("awful", "boring")]] < 0).all()
+    lr = LogisticRegression(C=nb.params["C"], max_iter=3000, random_state=0).fit(X @ sparse.diags(r), labels)
+    Xp = nb.vectorizer.transform(PROBE)
+    d = np.asarray(Xp @ sparse.diags(r) @ lr.coef_.T).ravel() + lr.intercept_[0]
+    assert nb._decision(PROBE).ravel() == pytest.approx(d, abs=1e-6)
+    nb.save(tmp_path)
+    back = baseline.load(tmp_path)
+    assert back.predict_proba(PROBE) == pytest.approx(nb.predict_proba(PROBE), abs=1e-12)
+    assert back.params["nb"] is True
+    text = "Great fun, but the music was awful."
+    ww = nb.word_weights(text)
+    d = nb._decision([text])[0, 0]
+    assert sum(v for _, v in ww) == pytest.approx((1 if d > 0 else -1) * (d - nb.intercept[0]), abs=1e-9)
+    with pytest.raises(ValueError, match="exactly two labels"):
+        baseline.fit(texts + ["Meh."], labels + ["neutral"], nb=True)
+
+
 def test_the_stored_temperature_is_applied(fitted):
     mid = models.save_baseline(fitted, name="scaled", corpus="demo", calibration={"temperature": 2.0})
     z = fitted.logits([PROBE[0]])[0] / 2.0

@@ -432,6 +432,13 @@ def test_sentiment_page_shows_the_ensemble_verdict_and_each_members(trio, capsys
                  extra=("--weights", "1", "1", "1", "3"))
     assert mw.made_of(four).startswith("four critics: a weighted average of 4 models — two forward AWD-LSTM "
                                        "classifiers, a backward one and a TF-IDF baseline — trained on ")
+    df = tiny_models.demo_frame()
+    trn = df[~df["is_valid"]]
+    nb = models.save_baseline(baseline.fit(trn["text"].tolist(), trn["label"].tolist(), nb=True), name="tiny NB",
+                              corpus="demo")
+    mixed = build(capsys, trio["clas"], trio["bwd"], trio["base"], nb, name="mixed critics")
+    assert mw.made_of(mixed) == ("mixed critics: the average of 4 models — a forward AWD-LSTM classifier, a backward "
+                                "one, a TF-IDF baseline and a Naive-Bayes-weighted one — trained on the demo reviews.")
 
 
 def test_models_page_lists_the_ensemble_with_its_members_and_refuses_deleting_one(trio, capsys):

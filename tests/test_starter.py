@@ -409,10 +409,19 @@ def test_the_bundled_build_pauses_resumes_and_ships_the_candidate_best_on_held_o
     assert cands["fwd (mean)"]["members"] == ["fwd", "fwd-s43"] and card["directions"]["bwd"]["model_id"] == \
         bwd["model_id"]
     choices = {f"{g} ({r})" for g in ("fwd", "fwd+bwd") for r in ("mean", "geometric")} | {
-        f"{g}+baseline ({s}, {r})" for g in ("fwd", "fwd+bwd") for s in (0.4, 0.5) for r in ("mean", "geometric")}
+        f"{g}+{lin} ({s}, {r})" for g in ("fwd", "fwd+bwd") for lin in ("baseline", "baseline+nb-tfidf")
+        for s in (0.4, 0.5) for r in ("mean", "geometric")}
     # Beside the candidates, each member alone and the baseline fitted with every row alike, for the card.
-    assert set(cands) == choices | {"fwd", "fwd-s43", "bwd", "baseline", "baseline-none"}
+    assert set(cands) == choices | {"fwd", "fwd-s43", "bwd", "baseline", "nb-tfidf", "baseline-none"}
     assert cands["fwd+baseline (0.4, geometric)"]["weights"] == pytest.approx([0.3, 0.3, 0.4])
+    # the two linear members share the baseline's weight
+    assert cands["fwd+bwd+baseline+nb-tfidf (0.4, mean)"]["members"] == ["fwd", "fwd-s43", "bwd", "baseline",
+                                                                        "nb-tfidf"]
+    assert cands["fwd+bwd+baseline+nb-tfidf (0.4, mean)"]["weights"] == pytest.approx([0.2, 0.2, 0.2, 0.2, 0.2])
+    metas = [json.loads(m.read_text()) for m in (tmp_path / "home" / "models").glob("*/meta.json")]
+    nb_meta, = [m for m in metas if m["name"] == "Bundled sentiment, NB-weighted TF-IDF baseline"]
+    assert nb_meta["kind"] == "baseline" and nb_meta["model"]["params"]["nb"] is True
+    assert nb_meta["model"]["params"]["ngram_range"] == [1, 3]
     # Chosen on the held-out training rows only: no candidate scores higher there.
     assert card["chosen"] in choices
     top = max(cands[c]["held"]["score"] for c in choices)

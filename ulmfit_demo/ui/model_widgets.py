@@ -161,7 +161,11 @@ def made_of(model_id: str) -> str | None:
     kinds_of = []  # (noun, side) of each member, in order
     for m in members:
         if m.get("kind") == "baseline":
-            kinds_of.append(("TF-IDF baseline", None))
+            try:  # "a TF-IDF baseline and a Naive-Bayes-weighted one"
+                nb = bool(((models.read_meta(m["id"]).get("model") or {}).get("params") or {}).get("nb"))
+            except models.ModelError:
+                nb = False
+            kinds_of.append(("TF-IDF baseline", "Naive-Bayes-weighted" if nb else None))
             continue
         try:
             side = "backward" if reads_backwards(models.read_meta(m["id"])) else "forward"

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from test_training import run_in_process
-from ulmfit_demo import models
+from ulmfit_demo import config, models
 from ulmfit_demo.models import ensemble, inference
 from ulmfit_demo.runs import store
 from ulmfit_demo.models import starter
@@ -363,12 +363,25 @@ def _bundled(*args, env):
     (["finish", "--set", "tie=0.5"], "tie must be a share of accuracy from 0 to 0.05"),
     (["direction", "fwd", "--train-seed", "-1"], "--train-seed must be 0 or more"),
     (["direction", "bwd", "--set", "patience=-1"], "patience must be a whole number of epochs"),
+    (["direction", "fwd", "--set", "max_epochs=0"], "max_epochs must be a whole number of epochs, 1 or more"),
 ])
 def test_the_bundled_build_refuses_bad_settings_before_any_work(tmp_path, args, want):
     home = tmp_path / "home"
     p = _bundled(*args, env={"ULMFIT_DEMO_HOME": str(home)})
     assert p.returncode == 1 and want in p.stdout and "Traceback" not in p.stderr, p.stdout + p.stderr[-2000:]
     assert not (home / "bundled_build").exists() and not (home / "models").exists()
+
+
+def test_epochs_past_the_steps_need_a_last_step_that_trains_every_layer(tmp_path):
+    from dataclasses import replace
+
+    from ulmfit_demo.train import bundled
+
+    cfg = replace(bundled.BundledConfig(), steps=((-1, 2e-2), (-2, 1e-2)), max_epochs=5)
+    with pytest.raises(bundled.BuildError, match="the last step must train every layer"):
+        bundled.train_direction(cfg, "fwd")
+    assert not (config.home() / "bundled_build").exists()
+    assert bundled._step(replace(cfg, steps=((-1, 2e-2), (0, 5e-3))), 4) == (0, 5e-3)
 
 
 def test_the_bundled_build_pauses_resumes_and_ships_the_candidate_best_on_held_out_rows(use_starter, tmp_path):
@@ -394,8 +407,15 @@ def test_the_bundled_build_pauses_resumes_and_ships_the_candidate_best_on_held_o
     assert p.returncode == 0 and "already finished" in p.stdout
     p = _bundled("direction", "bwd", "--resume", env=env)  # patience 1: one more all-layer epoch
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    bwd3 = json.loads(p.stdout.strip().splitlines()[-1])
+    assert bwd3["step"] == 3 and bwd3["model_id"] not in (None, stopped["model_id"]) and "continuing" in p.stdout
+    # Past its steps (a direction still improving at its last one): every layer again at the last step's LR, until
+    # max_epochs or patience; the best epoch's weights are stored again.
+    p = _bundled("direction", "bwd", "--resume", "--set", "max_epochs=4", "--set", "patience=5", env=env)
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
     bwd = json.loads(p.stdout.strip().splitlines()[-1])
-    assert bwd["step"] == 3 and bwd["model_id"] not in (None, stopped["model_id"]) and "continuing" in p.stdout
+    assert bwd["step"] == 4 and bwd["model_id"] not in (None, bwd3["model_id"])
+    assert "continuing" in p.stdout and "epoch 4 (freeze_to 0, lr 0.003)" in p.stdout
     # Another training seed of the forward direction: the same rows, its own folder; finish averages both seeds.
     p = _bundled("direction", "fwd", "--train-seed", "43", env=env)
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]

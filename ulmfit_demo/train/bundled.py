@@ -11,7 +11,8 @@ fine-tunes a forward and a backward classifier on the labelled training rows of 
    of its own at a falling top LR; the best epoch's weights are kept). A checkpoint is written after every epoch, so
    `--resume` continues a build stopped by `--time-limit-s` or anything else. The finished classifier is stored in
    the model store, calibrated on the held-out rows. A direction stopped early by `patience` is continued by
-   `--resume --set patience=N` with a larger N (the classifier stored then replaces it in the build).
+   `--resume --set patience=N` with a larger N, one that used up its steps still improving by `--resume --set
+   max_epochs=N` (every layer at the last step's LR); the classifier stored then replaces it in the build.
 2. `finish`: the TF-IDF baseline fitted on exactly the same training rows (each source's rows weighing the same in
    all: `baseline_balance`) and, with `nb_baseline`, a Naive-Bayes-weighted one of 1-3-grams on the same rows; then
    every candidate measured on the held-out training rows: the forward classifiers (every training seed built,
@@ -67,6 +68,10 @@ class BundledConfig:
     # (freeze_to, top LR) per epoch: head, last layer group, then all layers at falling LRs while held-out rises.
     steps: tuple = ((-1, 2e-2), (-2, 1e-2), (0, 5e-3), (0, 3e-3), (0, 2e-3), (0, 1e-3), (0, 1e-3))
     patience: int = 1  # all-layer epochs without a better held-out score before stopping
+    # At most this many epochs (None: one per step). Past the listed steps, every layer keeps training at the last
+    # step's LR while held-out accuracy rises: `--resume --set max_epochs=9` continues a direction that used up its
+    # steps still improving.
+    max_epochs: int | None = None
     lr_div: float = 2.6**4
     precision: str = "bf16"  # on a CPU: bf16 autocast (train/precision.py); weights stay fp32
     max_train_docs: int | None = None  # per source, before the hold-out (tests)
@@ -90,7 +95,7 @@ class BundledConfig:
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:10]
 
 
-_NOT_IN_KEY = ("patience", "baseline_balance", "baseline_shares", "rules", "tie", "nb_baseline")
+_NOT_IN_KEY = ("patience", "max_epochs", "baseline_balance", "baseline_shares", "rules", "tie", "nb_baseline")
 # The NB-weighted member (`baseline.fit(nb=True)`): chosen on the build's held-out rows only (the v3 classifiers'
 # kept probabilities, geometric pooling), over 1-2 / 1-3-grams x C 1 / 4 / 16: 1-3-grams (min_df 3, 655k terms, about
 # 20 MB) at C=4 was best alone (held-out mean 91.55 against the plain baseline's 91.22) and beside it.
@@ -177,22 +182,35 @@ def train_direction(cfg: BundledConfig, direction: str, *, resume: bool = False,
         raise BuildError(f"--train-seed must be 0 or more, not {train_seed}.")
     if not isinstance(cfg.patience, int) or cfg.patience < 0:
         raise BuildError(f"patience must be a whole number of epochs, 0 or more, not {cfg.patience!r}.")
+    if cfg.max_epochs is not None and (not isinstance(cfg.max_epochs, int) or isinstance(cfg.max_epochs, bool)
+                                       or cfg.max_epochs < 1):
+        raise BuildError(f"max_epochs must be a whole number of epochs, 1 or more (or null: one per step), not "
+                         f"{cfg.max_epochs!r}.")
+    if (cfg.max_epochs or 0) > len(cfg.steps) and cfg.steps[-1][0] != 0:
+        raise BuildError(f"max_epochs {cfg.max_epochs} goes past the {len(cfg.steps)} steps, and past them every "
+                         f"layer trains at the last step's LR: the last step must train every layer (freeze_to 0), "
+                         f"not {cfg.steps[-1][0]}.")
     torch.set_num_threads(threads)
     tseed = cfg.seed if train_seed is None else int(train_seed)
     folder = build_dir(cfg, direction, tseed)
     st = _state(folder)
     if st and st.get("model_id") and not restart:
-        if not (resume and st["step"] < len(cfg.steps) and not _stopped(st, cfg)):
+        if not (resume and st["step"] < _epochs(cfg) and not _stopped(st, cfg)):
             log(f"{direction}: already finished as {st['model_id']} ({folder}); --restart to build it again")
             return st
-        # Stopped early under a smaller patience: continue it; the classifier stored then replaces this one here.
-        log(f"{direction}: finished as {st['model_id']} after epoch {st['step']} by patience "
-            f"{st['config'].get('patience')}; continuing with patience {cfg.patience}")
+        # Stopped early under a smaller patience, or at the end of its epochs while still improving: continue it;
+        # the classifier stored then replaces this one here.
+        was = st["config"].get("patience", cfg.patience)
+        if _stopped(st, replace(cfg, patience=was)):
+            why = f"by patience {was}; continuing with patience {cfg.patience}"
+        else:
+            why = f"at the end of its epochs; continuing up to {_epochs(cfg)} epochs"
+        log(f"{direction}: finished as {st['model_id']} after epoch {st['step']} {why}")
         st["model_id"] = None
     if st:
         st["config"] = asdict(cfg)
     if st and not (resume or restart):
-        raise BuildError(f"A {direction} build is already there ({st['step']} of {len(cfg.steps)} epochs done, "
+        raise BuildError(f"A {direction} build is already there ({st['step']} of {_epochs(cfg)} epochs done, "
                          f"{folder}): pass --resume to continue it or --restart to discard it and start over.")
     if restart or not st:
         shutil.rmtree(folder, ignore_errors=True)
@@ -235,14 +253,14 @@ def train_direction(cfg: BundledConfig, direction: str, *, resume: bool = False,
 
     k = st["step"]
     if k:
-        training.set_trainable(learn, cfg.steps[k][0] if k < len(cfg.steps) else 0)
-        same_phase = k < len(cfg.steps) and cfg.steps[k - 1][0] == cfg.steps[k][0]
+        training.set_trainable(learn, _step(cfg, k)[0] if k < _epochs(cfg) else 0)
+        same_phase = k < _epochs(cfg) and _step(cfg, k - 1)[0] == _step(cfg, k)[0]
         learn.load(str(folder / "last"), with_opt=same_phase)
         log(f"{direction}: resumed after epoch {k} ({st['train_s'] / 60:.0f} min trained over "
             f"{st['sittings'] - 1} sitting(s))")
-    while k < len(cfg.steps) and not _stopped(st, cfg):
-        ft, lr = cfg.steps[k]
-        if k == 0 or cfg.steps[k - 1][0] != ft:
+    while k < _epochs(cfg) and not _stopped(st, cfg):
+        ft, lr = _step(cfg, k)
+        if k == 0 or _step(cfg, k - 1)[0] != ft:
             training.set_trainable(learn, ft)
         t0 = time.time()
         with learn.no_bar():
@@ -261,7 +279,7 @@ def train_direction(cfg: BundledConfig, direction: str, *, resume: bool = False,
         log(f"{direction}: epoch {k} (freeze_to {ft}, lr {lr:g}) in {took / 60:.1f} min: held-out "
             + ", ".join(f"{s} {a:.4f}" for s, a in sc["by_source"].items()) + f" (mean {sc['score']:.4f})"
             + (" best" if better else ""))
-        if time_limit_s is not None and time.time() - t_start > time_limit_s and k < len(cfg.steps) \
+        if time_limit_s is not None and time.time() - t_start > time_limit_s and k < _epochs(cfg) \
                 and not _stopped(st, cfg):
             log(f"{direction}: paused at the time limit after epoch {k}; continue with --resume")
             return st
@@ -287,6 +305,15 @@ def train_direction(cfg: BundledConfig, direction: str, *, resume: bool = False,
     log(f"{direction}: done, best epoch {st['best']['step']} (held-out mean {st['best']['score']:.4f}); stored as "
         f"{st['model_id']}")
     return st
+
+
+def _epochs(cfg: BundledConfig) -> int:
+    return len(cfg.steps) if cfg.max_epochs is None else cfg.max_epochs
+
+
+def _step(cfg: BundledConfig, k: int) -> tuple:
+    "(freeze_to, top LR) of epoch k + 1: the k-th step, or past the steps the last one (every layer, its LR)."
+    return tuple(cfg.steps[min(k, len(cfg.steps) - 1)])
 
 
 def _stopped(st: dict, cfg: BundledConfig) -> bool:

@@ -89,8 +89,8 @@ class BundledConfig:
     nb_baseline: bool = True
 
     def key(self) -> str:
-        """Names the build's checkpoint folder: another config is another build. `patience` is left out: it only says
-        when to stop, so a direction stopped early can be continued with a larger one (`--resume --set patience=2`)."""
+        """Names the build's checkpoint folder: another config is another build. `patience` and `max_epochs` are left
+        out: they only say when to stop, so a direction can be continued with larger ones (`--resume --set ...`)."""
         d = {k: v for k, v in asdict(self).items() if k not in _NOT_IN_KEY}
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:10]
 

@@ -66,6 +66,13 @@ except models.ModelError:
     made = None  # a broken model says so where it is used, below
 if made:
     st.caption(made)
+if not presenter:  # what to expect before showing it to anyone: where it was measured to go wrong
+    try:
+        weak = mw.weak_spots(models.read_meta(row["id"]))
+    except models.ModelError:
+        weak = None
+    if weak:
+        st.caption(weak)
 acc = (row.get("metrics") or {}).get("accuracy")
 base = (row.get("metrics") or {}).get("baseline_accuracy")
 BASELINE_GAP = 0.05  # this far below the baseline fitted on the same split, the page says so (a demo deserves better)

@@ -180,6 +180,35 @@ def test_a_weak_classifier_is_called_weak_with_its_measured_accuracy(ids):
     assert not [w.value for w in run(sent_model=ids["clas"], sent_presenter=True).warning]
 
 
+def test_the_page_names_the_weak_spots_measured_out_of_domain(home):
+    """A model judged on the out-of-domain sentences (as every run's classifier is): the page says how often it was
+    right and names the kinds of sentence it gets right less than 70% of the time, with the measured figures."""
+    from ulmfit_demo import models
+    from ulmfit_demo.judge import baseline, ood
+    from ulmfit_demo.ui import model_widgets as mw
+
+    words = {"positive": "great wonderful loved superb", "negative": "awful boring hated terrible"}
+    texts = [f"{w} film {i}" for i in range(20) for lab, w in words.items()]
+    labels = [lab for _ in range(20) for lab in words]
+    base = baseline.fit(texts, labels, min_df=1)
+    res = ood.score(base.predict)
+    mid = models.save_baseline(base, name="word list", corpus="demo", judge={"ood": res})
+    line = mw.weak_spots(models.read_meta(mid))
+    assert line.startswith(f"Measured on 200 short everyday sentences it never trained on: right "
+                           f"{res['ood_accuracy']:.0%} of the time")
+    weak = [k for k, a in res["by_phenomenon"].items() if a < mw.WEAK_KIND]
+    assert weak  # a word list cannot read "not bad at all"
+    for k in weak:
+        assert f"{res['by_phenomenon'][k]:.0%} of {mw.OOD_KINDS[k]}" in line.split("but only")[1]
+    at = run(sent_model=mid)
+    assert line in [c.value for c in at.caption]
+    assert line not in [c.value for c in run(sent_model=mid, sent_presenter=True).caption]
+    # a model never judged out of domain says nothing rather than something made up
+    assert mw.weak_spots({"judge": {}}) is None and mw.weak_spots({}) is None
+    strong = {"ood_accuracy": 0.9, "n": 200, "by_phenomenon": {k: 0.9 for k in mw.OOD_KINDS}}
+    assert "at least 70% on every kind of sentence" in mw.weak_spots({"judge": {"ood": strong}})
+
+
 def test_a_fresh_machine_judges_with_the_bundled_model(bundled):
     "Nothing trained yet: the page picks the bundled model and judges the default review, with no weak-model warning."
     at = run()

@@ -466,6 +466,10 @@ def test_the_bundled_build_pauses_resumes_and_ships_the_candidate_best_on_held_o
         assert "held-out training rows of demo (never trained on)" in ensemble.evaluation_line(meta)
         assert [round(x["weight"], 6) for x in meta["members"]] == [round(w / sum(card["weights"]), 6)
                                                                    for w in card["weights"]]
+    # its out-of-domain figures by kind of sentence, for the Sentiment page's weak spots
+    judged = meta["judge"]["ood"]
+    assert judged["ood_accuracy"] == pytest.approx(cands[card["chosen"]]["eval"]["ood"]["accuracy"])
+    assert set(judged["by_phenomenon"]) == {"plain", "negation", "contrast", "sarcasm", "short", "long"}
     m = meta["metrics"]
     assert m["n_valid"] == card["rows"]["held"] and 0 < m["baseline_accuracy"] <= 1 and 0 < m["accuracy"] <= 1
     assert m["held_mean_over_sources"] == cands[card["chosen"]]["held"]["score"] and 0 <= m["ece"] <= 1

@@ -148,6 +148,29 @@ def corpus_words(corpus: str | None) -> list[str]:
 
 _NUMBERS = {2: "two", 3: "three", 4: "four", 5: "five"}
 
+# The out-of-domain set's kinds of sentence (`assets/ood/README.md`), in words for people who do not train models.
+OOD_KINDS = {"plain": "plain statements", "short": "verdicts of one to four words", "long": "long everyday sentences",
+             "contrast": 'sentences turned round by a "but"', "negation": 'negations such as "not bad at all"',
+             "sarcasm": "sarcasm"}
+WEAK_KIND = 0.7  # a kind of sentence the model gets right less often than this is named as a weak spot
+
+
+def weak_spots(meta: dict) -> str | None:
+    """Where the model goes wrong, measured, in one sentence for a presenter: its accuracy on the out-of-domain
+    sentences and the kinds of sentence it gets right less than `WEAK_KIND` of the time ("...but only 50% of
+    negations such as "not bad at all" and 30% of sarcasm"). None when it was not measured there."""
+    res = (meta.get("judge") or {}).get("ood") or {}
+    by = {k: v for k, v in (res.get("by_phenomenon") or {}).items() if k in OOD_KINDS and isinstance(v, (int, float))}
+    if not by or not isinstance(res.get("ood_accuracy"), (int, float)):
+        return None
+    head = (f"Measured on {res.get('n') or 'the'} short everyday sentences it never trained on: right "
+            f"{res['ood_accuracy']:.0%} of the time")
+    weak = sorted((k for k, a in by.items() if a < WEAK_KIND), key=lambda k: by[k])
+    if not weak:
+        return head + f", and at least {WEAK_KIND:.0%} on every kind of sentence ({and_(list(OOD_KINDS.values()))})."
+    plain = f", {by['plain']:.0%} of {OOD_KINDS['plain']}" if "plain" in by and "plain" not in weak else ""
+    return head + plain + ", but only " + and_([f"{by[k]:.0%} of {OOD_KINDS[k]}" for k in weak]) + "."
+
 
 def made_of(model_id: str) -> str | None:
     """What an ensemble is made of, in one sentence for people who do not train models, from its metadata and its

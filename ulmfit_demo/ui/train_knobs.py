@@ -13,7 +13,7 @@ GROUPS = {
     "Model": ["pretrained", "emb_sz", "n_hid", "n_layers", "drop_mult_lm", "drop_mult_clas", "wd"],
     "Batches": ["bs", "seq_len", "clas_seq_len"],
     "LM schedule": ["lm_frozen_epochs", "lm_frozen_lr", "lm_epochs", "lm_lr"],
-    "Classifier schedule": ["clas_phases", "lr_div"],
+    "Classifier schedule": ["clas_phases", "lr_div", "clas_crops"],
     "Stage 1 / LR finder": ["pretrain_epochs", "pretrain_lr", "lr_find_stage", "lr_find_iters"],
     "Hardware & run": ["device", "precision", "cpu_threads", "procs", "seed", "log_every", "sample_prompt",
                        "sample_words"],

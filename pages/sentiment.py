@@ -31,7 +31,8 @@ CSV_MAX_ROWS = 20_000  # beyond this use `python -m ulmfit_demo predict --csv`: 
 MAX_REVIEW = 5_000
 # Word scores cost one pass of the whole review per word: the page scores words for about this long, then shows the
 # verdict with the rest unscored (a training run may share the CPU), within at most this many words x tokens. The
-# bundled model (three AWD-LSTMs and a baseline) scores the 23 words of the first example in 0.07 s on 2 idle cores.
+# bundled model (four AWD-LSTMs and two linear models) scores the 23 words of the first example in 0.09 s on 2 idle
+# cores.
 ATTR_BUDGET_S = 0.6
 ATTR_WORK = 60_000
 WHATIF_MAX = 100  # characters of the What-if's replacement: a word or a phrase

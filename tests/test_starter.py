@@ -260,8 +260,15 @@ def test_predicting_through_the_bundled_model_keeps_its_parts_open(bundled):
     inference.predict("bundled", "A wonderful film.")
     parts = [m["id"] for m in (models.read_meta("bundled").get("members") or [])] or ["bundled"]
     opened = {p: kinds.open(p) for p in parts}
+    # the Sentiment page's "Compare two models": another model of the user's judged between the bundled model's verdicts
+    from ulmfit_demo.judge import baseline
+
+    other = models.save_baseline(baseline.fit(["good fun", "great film", "bad plot", "awful acting"],
+                                              ["positive", "positive", "negative", "negative"], min_df=1),
+                                 name="another model", corpus="demo")
     for text in ("The plot was dull.", "Great pizza!", "It broke after a week."):
         inference.predict("bundled", text)
+        inference.predict(other, text)
     assert all(kinds.open(p) is opened[p] for p in parts)
 
 

@@ -225,9 +225,10 @@ def can(row: dict, task: str) -> bool:
 _CACHE: "OrderedDict[str, tuple[str, Model]]" = OrderedDict()
 _CACHE_LOCK = threading.Lock()
 # Models kept open per process. An ensemble holds no weights, but it and each of its members are entries: the bundled
-# model alone takes 5 (itself, three AWD-LSTMs, a baseline), and with 4 every prediction through it evicted and
-# reloaded a member (0.7 s instead of 20 ms warm). 8 keeps it open beside a model or two of the user's.
-MAX_CACHED = 8
+# model alone takes 7 (itself, four AWD-LSTMs, two linear models; about 350 MB), and with too few every prediction
+# through it evicts and reloads a member (v3 with room for 4: 0.7 s instead of 20 ms warm). 12 keeps it open beside
+# the Sentiment page's second model and a small ensemble of the user's.
+MAX_CACHED = 12
 
 
 def open(model) -> Model:

@@ -52,13 +52,18 @@ class ClasStage:
 
     def clas_crops(self):
         """Short crops of the classifier's training texts (`text`, `label`), `clas_crops` of those with two or more
-        sentences; none when it is 0. Seeded by the run's seed, so a resumed run crops the same."""
+        sentences; none when it is 0. Seeded by the run's seed, so a resumed run crops the same. Made once per job:
+        the LM stage counts them for the run's total steps, the classifier stage trains on them."""
         import pandas as pd
 
-        if float(self.cfg.clas_crops) <= 0:
-            return pd.DataFrame(columns=["text", "label"])
-        trn = self.clas_frame[~self.clas_frame["is_valid"]]
-        return crops(trn["text"].tolist(), trn["label"].tolist(), float(self.cfg.clas_crops), self.cfg.seed)
+        if getattr(self, "_crops", None) is None:
+            if float(self.cfg.clas_crops) <= 0:
+                self._crops = pd.DataFrame(columns=["text", "label"])
+            else:
+                trn = self.clas_frame[~self.clas_frame["is_valid"]]
+                self._crops = crops(trn["text"].tolist(), trn["label"].tolist(), float(self.cfg.clas_crops),
+                                    self.cfg.seed)
+        return self._crops
 
     def clas_train_frame(self):
         """The classifier's rows: `clas_frame` plus its crops (`clas_crops`), tokenized as the rest. Judging reads

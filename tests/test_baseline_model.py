@@ -143,6 +143,10 @@ def test_format_2_is_compact_and_format_1_still_loads(fitted, tmp_path):
     (new / "baseline.json").write_text(json.dumps(meta))
     with pytest.raises(ValueError, match="baseline.json is damaged.*distinct terms"):
         baseline.load(new)
+    meta["vocabulary"][-1] = 7  # a term that is not text
+    (new / "baseline.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="baseline.json is damaged.*not a list of terms"):
+        baseline.load(new)
 
 
 @pytest.mark.parametrize("fmt", [2, 1])

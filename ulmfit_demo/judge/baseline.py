@@ -202,15 +202,19 @@ def load(folder: Path) -> Baseline:
             raise ValueError(f"unknown format {meta.get('format')!r} (expected one of {FORMATS})")
         labels, params, vocab = [str(l) for l in meta["labels"]], meta["params"], meta["vocabulary"]
         if meta["format"] == 2:
-            if not isinstance(vocab, list) or len(set(vocab)) != len(vocab):
+            terms = vocab
+            if not isinstance(terms, list) or not all(isinstance(t, str) for t in terms):
+                raise ValueError("the vocabulary is not a list of terms")
+            vocab = dict(zip(terms, range(len(terms))))
+            if len(vocab) != len(terms):
                 raise ValueError("the vocabulary is not a list of distinct terms")
-            vocab = {str(t): i for i, t in enumerate(vocab)}
         elif sorted(vocab.values()) != list(range(len(vocab))):
             raise ValueError("the vocabulary's columns are not 0..n-1")
         if len(labels) < 2 or len(set(labels)) != len(labels):
             raise ValueError(f"labels {labels} are not two or more distinct names")
+        # Not fitted: setting `idf_` below validates the fixed vocabulary and makes it ready to transform (a `fit`
+        # would check the 655k terms of the NB member twice over, half a second of the bundled model's load).
         vec = _tfidf(**{**params, "vocabulary": vocab})
-        vec.fit([""])  # validates the fixed vocabulary; idf is set below
     except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise ValueError(f"baseline file {jp} is damaged ({e}); {fix}") from None
     try:
@@ -231,6 +235,9 @@ def load(folder: Path) -> Baseline:
             raise ValueError(f"{idf.shape[0] if idf.ndim == 1 else idf.shape} idf values for {len(vocab)} terms")
     except (ValueError, KeyError, TypeError) as e:
         raise ValueError(f"baseline file {jp if meta['format'] == 1 else wp} is damaged ({e}); {fix}") from None
-    vec.idf_ = idf
+    try:
+        vec.idf_ = idf
+    except ValueError as e:
+        raise ValueError(f"baseline file {jp} is damaged ({e}); {fix}") from None
     return Baseline(labels=labels, vectorizer=vec, coef=coef.astype(np.float64), intercept=intercept.astype(np.float64),
                     params=params)

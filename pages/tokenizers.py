@@ -2,7 +2,7 @@
 import streamlit as st
 
 from ulmfit_demo import text as tk
-from ulmfit_demo.data import corpora, tokcache
+from ulmfit_demo.data import tokcache
 from ulmfit_demo.ui import common as ui
 from ulmfit_demo.ui.tokenizers import CSS, MAX_CHIPS, chips, diff_html, pieces_html, special_notes
 
@@ -17,11 +17,6 @@ name = ui.corpus_picker()
 
 
 # ------------------------------------------------------------------------------------------------ cached work
-
-def _stamp(corpus: str) -> str:
-    p = corpora.local_path(corpus)
-    return str(p.stat().st_mtime_ns) if p is not None else ""
-
 
 @st.cache_resource(show_spinner="Loading the corpus...", max_entries=4)
 def corpus_sample(corpus: str, stamp: str):
@@ -87,7 +82,7 @@ def train_all(fp, sizes, with_rules, texts) -> dict:
 
 # ------------------------------------------------------------------------------------------------ input
 
-part, fp, n_corpus = corpus_sample(name, _stamp(name))
+part, fp, n_corpus = corpus_sample(name, ui.corpus_stamp(name))
 texts = part["text"].tolist()
 sample_words = (f"{len(part):,} reviews of **{name}**" if len(part) == n_corpus
                 else f"a sample of {len(part):,} of the {n_corpus:,} reviews of **{name}**")

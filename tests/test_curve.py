@@ -164,6 +164,11 @@ def test_tiny_curve_end_to_end_through_the_cli_and_its_points_read_back(sample, 
     at = run_page("pages/models.py")
     assert len(at.get("plotly_chart")) >= 1
     assert any(out["sentence"] in m.value for m in at.markdown)
+    assert at.selectbox(key="mdl_curve_group").value == out["curve"]  # this machine's own curve first
+
+    # A tiny curve checks the path; it is no measurement to ship (`curve --show G --save F`).
+    p = cli("curve", "--show", out["curve"], "--save", str(tmp_path / "c.json"))
+    assert p.returncode == 1 and "tiny" in p.stderr and not (tmp_path / "c.json").exists()
 
 
 @pytest.mark.slow

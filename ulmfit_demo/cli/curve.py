@@ -4,7 +4,8 @@ the background queue (the Train page shows them live), followed here to the end,
 Ctrl-C cancels the curve's runs (checkpoints are kept: `curve --resume GROUP` continues); closing the terminal does
 not stop them.
 
-`--show GROUP` prints a curve already in the store. With `--json` stdout is one JSON document
+`--show GROUP` prints a curve already in the store; `--save FILE` with it keeps the finished curve as a file
+(`runs.curve.snapshot`), as the curves measured when the app was built are kept in `assets/curves/`. With `--json` stdout is one JSON document
 (`runs.curve.status`: `curve`, `status`, `points` (labels x seed x method), `summary` (mean/std per method and
 labels), `sentence`, ...) plus `wall_seconds`; `--csv FILE` writes the points. Progress goes to stderr.
 """
@@ -43,6 +44,11 @@ def register(sub):
     p.add_argument("--resume", metavar="GROUP", default=None,
                    help="queue again the interrupted, cancelled or failed runs of a curve and follow it")
     p.add_argument("--csv", metavar="FILE", default=None, help="also write the points (labels x seed x method) here")
+    p.add_argument("--save", metavar="FILE", default=None,
+                   help="with --show: save the finished curve, with what it was measured on, as a file the Models "
+                        "page shows on machines that measured none (assets/curves/NAME.json ships with the app)")
+    p.add_argument("--note", default="", help="with --save: what the figures cannot say, kept in the file and shown "
+                                               "beside the curve (e.g. that other work shared the machine)")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     p.set_defaults(func=cmd_curve)
 
@@ -50,6 +56,11 @@ def register(sub):
 def cmd_curve(args):
     t0 = time.time()
     launcher.startup_check()
+    if args.note and not args.save:
+        return fail("--note goes with --save FILE: it is kept in the saved curve.")
+    if args.save and not args.show:
+        return fail("--save FILE goes with --show GROUP: it saves a curve that has finished (see `runs list` for "
+                    "the curve-... ids).")
     if args.show or args.resume:
         group = args.show or args.resume
         try:
@@ -60,6 +71,11 @@ def cmd_curve(args):
         except ConfigError as e:
             return fail(str(e))
         st = follow(group) if args.resume else curve.status(group)
+        if args.save:
+            try:
+                say(f"saved curve {group} to {curve.save_snapshot(group, args.save, args.note)}")
+            except (ConfigError, OSError) as e:
+                return fail(str(e))
         return output(st, args, t0)
     try:
         corpus = corpora.load(args.dataset)

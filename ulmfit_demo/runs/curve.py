@@ -22,13 +22,17 @@ steps), many get fewer epochs (each phase still reads every labelled text once).
 """
 import csv
 import io
+import json
 import math
+import os
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ulmfit_demo import system
+from ulmfit_demo import config, system
 from ulmfit_demo.data import corpora
 from ulmfit_demo.runs import launcher, recipe, store, views
 from ulmfit_demo.train import presets
@@ -406,3 +410,81 @@ def points_csv(pts: pd.DataFrame) -> str:
     buf = io.StringIO()
     pts.to_csv(buf, index=False, quoting=csv.QUOTE_MINIMAL)
     return buf.getvalue()
+
+
+# ---------------------------------------------------------------------------------------- curves shipped with the app
+
+# Curves measured when the app was built (`curve --show GROUP --save assets/curves/NAME.json`): the Models page shows
+# them on a machine that has measured none of its own, so the chart that says where pretraining pays is there on the
+# first visit instead of half an hour of CPU later. Each is a finished curve's `status` with what it was measured on
+# (`measured`). `ULMFIT_DEMO_CURVES` points elsewhere (tests).
+SHIPPED_DIR = Path(__file__).resolve().parents[2] / "assets" / "curves"
+SNAPSHOT_FORMAT = 1
+
+
+def shipped_dir() -> Path:
+    return Path(os.environ.get("ULMFIT_DEMO_CURVES") or SHIPPED_DIR)
+
+
+def snapshot(group: str, note: str = "") -> dict:
+    """A finished curve as a file can keep it: its `status`, and under `measured` when it ran (`start`, `end`, unix
+    seconds), for how long (`wall_s`, from the first run queued to the last one ended), on what device, and, when
+    ULMFiT started from the starter, which starter (its card's `built` and what it read; None when the curve ran
+    before the starter there now was built, so it cannot say which), and `note`: what the figures cannot say (e.g.
+    that other work shared the machine). Refuses an unfinished curve or a tiny one."""
+    from ulmfit_demo.models import starter
+
+    st_ = status(group)
+    if st_["status"] != store.SUCCEEDED:
+        raise ConfigError(f"Curve {group} is {st_['status']}: only a curve whose every run succeeded can be saved "
+                          f"(`curve --resume {group}` continues it).")
+    if st_.get("tiny"):
+        raise ConfigError(f"Curve {group} is a tiny one (a check of the path, not a measurement): it cannot be saved.")
+    rs = runs_of(group)
+    t0, t1 = min(r["created"] for r in rs), max(r["finished"] or r["created"] for r in rs)
+    sc = starter.card() if st_.get("lm_start") == "starter" else None
+    built = (sc or {}).get("built")
+    try:  # the card's local time, as written by the starter build
+        built_ts = time.mktime(time.strptime(built, "%Y-%m-%d %H:%M:%S")) if built else None
+    except (TypeError, ValueError):
+        built_ts = None
+    same_starter = built_ts is not None and built_ts <= t0
+    return {"format": SNAPSHOT_FORMAT, **st_, "measured": {
+        "start": t0, "end": t1, "wall_s": round(t1 - t0, 1),
+        "device": next((r["device"] for r in rs if r.get("device")), None),
+        "starter_built": built if same_starter else None,
+        "starter_read": starter.read_from(sc) if same_starter else None,
+        "starter_tokens_seen": sc.get("tokens_seen") if same_starter else None, "note": str(note or "")}}
+
+
+def save_snapshot(group: str, path, note: str = "") -> Path:
+    return config.atomic_write(Path(path), json.dumps(snapshot(group, note), indent=1, default=float))
+
+
+def shipped() -> tuple[list[dict], list[str]]:
+    """The curves shipped with the app (`shipped_dir()/*.json`), by file name, each with its `summary` and
+    `sentence` worked out again from its points (so they read as a curve measured here would), and `file`; plus one
+    message per file that cannot be read, saying which and what to do."""
+    out, problems = [], []
+    folder = shipped_dir()
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            d = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(d, dict) or d.get("format") != SNAPSHOT_FORMAT:
+                raise ValueError(f"not a saved curve of format {SNAPSHOT_FORMAT}")
+            pts = pd.DataFrame(d["points"], columns=["labels", "seed", "method", "accuracy", "n_eval", "seconds",
+                                                     "steps", "select_accuracy", "run", "status"])
+            if pts.empty or not pts["method"].isin(presets.CURVE_METHODS).all() \
+                    or not pts["accuracy"].dropna().between(0, 1).all():
+                raise ValueError("its points are missing or not accuracies of the curve's methods")
+            pts["labels"] = pts["labels"].astype(int)
+            table = summary_table(pts)
+            m = d["measured"]
+            if not isinstance(m, dict) or not isinstance(m.get("wall_s"), (int, float)):
+                raise ValueError("it does not say what it was measured on")
+            out.append({**d, "points": _records(pts), "summary": _records(table), "sentence": sentence(table),
+                        "file": path.name})
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            problems.append(f"The measured curve {path} cannot be read ({e}): restore it from git, or save it again "
+                            f"with `curve --show GROUP --save {path}`.")
+    return out, problems

@@ -3,6 +3,7 @@ sentence, table and downloads (`section`, on the Models page). Everything is rea
 `runs.curve`, so a curve started from the CLI shows here too, live.
 """
 import json
+import time
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -154,24 +155,39 @@ def ui_corpus(name: str):
 
 
 def section() -> None:
-    "The Models page's section: a curve's chart, its sentence, its table and the points as CSV/JSON."
+    """The Models page's section: a curve's chart, its sentence, its table and the points as CSV/JSON. The curves
+    measured on this machine first, then those measured when the app was built (`curve.shipped`), so a fresh machine
+    shows where pretraining pays before it has measured anything."""
     groups = curve.curves()
+    measured, problems = curve.shipped()
     st.subheader("Where pretraining pays: label-efficiency curves")
-    if not groups:
+    for msg in problems:
+        st.warning(msg)
+    if not groups and not measured:
         st.info("No label-efficiency curve yet: start one on the Train page (Label-efficiency curve) or with "
                 "`python -m ulmfit_demo curve --dataset imdb`.")
         return
-    group = st.selectbox("Curve", groups, key="mdl_curve_group")
-    st_ = curve.status(group)
+    shipped_by = {f"shipped:{d['file']}": d for d in measured}
+    if not groups:
+        st.caption("No curve measured on this machine yet: below are the ones measured when the app was built. "
+                   "Start your own on the Train page (Label-efficiency curve); it shows here, live.")
+    group = st.selectbox("Curve", groups + list(shipped_by), key="mdl_curve_group",
+                         format_func=lambda g: f"{shipped_by[g]['dataset']}: measured when the app was built"
+                         if g in shipped_by else g)
+    if group in shipped_by:
+        st_ = shipped_by[group]
+        st.caption(shipped_caption(st_))
+    else:
+        st_ = curve.status(group)
     pts = pd.DataFrame(st_["points"])
     table = pd.DataFrame(st_["summary"])
     start = {"starter": "the starter language model fine-tuned once on the corpus's texts",
              "wt103": "fastai's WikiText-103 weights fine-tuned once on the corpus's texts",
              "none": "a language model trained from scratch on the corpus's texts (no pretrained start)"}.get(
         st_.get("lm_start") or "", f"the language model of run {st_.get('lm')}")
-    st.caption(f"`{group}` on **{st_['dataset']}**, preset {st_['preset']}{' (tiny)' if st_.get('tiny') else ''}; "
-               f"ULMFiT's encoder is {start}: "
-               + views.STATUS_MD.get(st_["status"], st_["status"]))
+    if group not in shipped_by:
+        st.caption(f"`{group}` on **{st_['dataset']}**, preset {st_['preset']}{' (tiny)' if st_.get('tiny') else ''}; "
+                   f"ULMFiT's encoder is {start}: " + views.STATUS_MD.get(st_["status"], st_["status"]))
     if table.empty:
         st.info("No point measured yet: the chart fills in as the points finish.")
         return
@@ -189,7 +205,33 @@ def section() -> None:
                  key="mdl_curve_table", column_config={"n": "seeds", "seconds": st.column_config.NumberColumn(
                      "seconds (mean)", format="%.0f")})
     b = st.container(horizontal=True)
-    b.download_button("Points (CSV)", curve.points_csv(pts), file_name=f"{group}.csv", mime="text/csv",
+    name = st_.get("curve") or group
+    b.download_button("Points (CSV)", curve.points_csv(pts), file_name=f"{name}.csv", mime="text/csv",
                       key="mdl_curve_csv")
-    b.download_button("Curve (JSON)", json.dumps(st_, default=float), file_name=f"{group}.json",
+    b.download_button("Curve (JSON)", json.dumps(st_, default=float), file_name=f"{name}.json",
                       mime="application/json", key="mdl_curve_json")
+
+
+def shipped_caption(d: dict) -> str:
+    """Where a curve shipped with the app was measured, in one caption: the machine, the day, the wall time, which
+    starter (and whether it is the one shipped now), and the note saved with it."""
+    from ulmfit_demo.models import starter
+
+    m = d["measured"]
+    seeds = sorted({p["seed"] for p in d["points"]})
+    day = time.strftime("%d %b %Y", time.gmtime(m["start"])) if isinstance(m.get("start"), (int, float)) else "?"
+    if m.get("starter_built"):
+        now = (starter.card() or {}).get("built")
+        enc = (f"the starter language model ({m['starter_read']}"
+               + (f", {m['starter_tokens_seen'] / 1e6:.1f}M tokens read" if m.get("starter_tokens_seen") else "")
+               + ("; the one shipped now" if now == m["starter_built"] else f"; built {m['starter_built']}, not the "
+                  "one shipped now") + ")")
+    elif d.get("lm_start") == "starter":
+        enc = "a starter language model older than the one shipped now"
+    else:
+        enc = {"wt103": "fastai's WikiText-103 weights", "none": "a language model trained from scratch"}.get(
+            d.get("lm_start") or "", "a language model")
+    return (f"Measured when the app was built, {day}, on {m.get('device') or 'an unrecorded device'}: "
+            f"**{d['dataset']}**, preset {d['preset']}, {len(seeds)} seed{'s' if len(seeds) != 1 else ''}, "
+            f"{views.fmt_duration(m['wall_s'])} in all. ULMFiT's encoder is {enc}, fine-tuned once on the corpus's "
+            f"texts." + (f" {m['note']}" if m.get("note") else ""))

@@ -69,7 +69,7 @@ LINKS = [
     ("pages/train.py", "Train", ":material/model_training:", "Fine-tune a language model and a classifier in the background."),
     ("pages/sentiment.py", "Sentiment", ":material/sentiment_satisfied:", "Judge a review, and see which words decided it."),
     ("pages/generate.py", "Generate", ":material/edit_note:", "Let the language model write a review from a prompt."),
-    ("pages/models.py", "Models", ":material/inventory_2:", "Trained models: compare, export, import, inspect mistakes."),
+    ("pages/models.py", "Models", ":material/inventory_2:", "Trained models: compare, export, import, inspect mistakes; see where pretraining pays."),
 ]
 for path, title, icon, what in LINKS:
     if (config.REPO / path).exists():

@@ -9,7 +9,7 @@ import streamlit as st
 
 from ulmfit_demo import models, plots
 from ulmfit_demo.data import corpora
-from ulmfit_demo.models import ensemble, interpret, kinds
+from ulmfit_demo.models import ensemble, interpret, kinds, starter
 from ulmfit_demo.ui import common as ui
 from ulmfit_demo.ui import model_widgets as mw
 from ulmfit_demo.ui.curve import section as curve_section
@@ -143,6 +143,21 @@ else:
                     st.session_state["mdl_flash"] = f"Deleted {row['name']!r}."
                     st.session_state.pop("mdl_delete_confirm", None)
                     st.rerun()
+
+# ------------------------------------------------------------------------------------------------------ the starter
+# Shipped with the app beside the bundled model, but not a model folder (no export, rename or delete): what it is,
+# what it read and how well it predicts each source's held-out text.
+fwd_card, bwd_card = starter.card(), starter.card(starter.folder(backwards=True))
+if fwd_card:
+    with st.expander("The starter language model shipped with the app: what every run starts from"):
+        st.markdown(mw.starter_about(fwd_card), unsafe_allow_html=True)
+        st.dataframe(pd.DataFrame(mw.starter_sources(fwd_card, bwd_card)), hide_index=True, key="mdl_starter_table")
+        st.caption("Perplexity on held-out text of each source it read (text it never trained on): per SentencePiece "
+                   "token, and per word (the same loss spread over words; comparable across tokenizers). Lower is "
+                   "better." + (" The backward starter reads every text from its last word to its first, for the "
+                                "backward half of ULMFiT's forward + backward ensemble." if bwd_card else "")
+                   + " It lives in assets/starter_lm" + (" and assets/starter_lm_bwd" if bwd_card else "")
+                   + ": it cannot be renamed, deleted or exported here. Generate writes with it.")
 
 # ----------------------------------------------------------------------------------------------------------- import
 st.subheader("Import a model")

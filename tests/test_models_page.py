@@ -15,8 +15,30 @@ def test_without_models_it_says_so_and_still_offers_import():
     at = run()
     assert any("no trained model" in i.value for i in at.info)
     assert at.get("file_uploader")  # importing a bundle is how a machine without training gets a model
-    # No table of models; the only table is the label-efficiency curve measured when the app was built.
-    assert [list(d.value.columns) for d in at.dataframe] == [["method", "labels", "mean", "std", "n", "seconds"]]
+    # No table of models; the tables left are the shipped starter's figures and the label-efficiency curve measured
+    # when the app was built.
+    assert [list(d.value.columns)[0] for d in at.dataframe] == ["source", "method"]
+
+
+def test_the_shipped_starter_says_what_it_read_and_its_perplexity_per_source(monkeypatch, tmp_path):
+    from ulmfit_demo.models import starter
+
+    fwd, bwd = starter.card(), starter.card(starter.folder(backwards=True))
+    assert fwd and bwd
+    at = run()
+    table = next(d.value for d in at.dataframe if "source" in d.value.columns)
+    want = {starter.SOURCES[k]: v for k, v in fwd["valid_by_source"].items()}
+    assert sorted(table["source"]) == sorted(want)
+    for _, r in table.iterrows():  # the card's own figures, forward and backward
+        assert r["forward: per token"] == f"{want[r['source']]['perplexity']:,.1f}"
+        back = {starter.SOURCES[k]: v for k, v in bwd["valid_by_source"].items()}[r["source"]]
+        assert r["backward: per word"] == f"{back['word_perplexity']:,.0f}"
+    assert any("Starter language model" in m.value and f"{fwd['tokens_seen'] / 1e6:,.1f}M tokens" in m.value
+               for m in at.markdown)
+    monkeypatch.setenv("ULMFIT_DEMO_STARTER", str(tmp_path / "no-starter"))
+    at = run()
+    assert not any("source" in d.value.columns for d in at.dataframe)
+    assert not any("Starter language model" in m.value for m in at.markdown)
 
 
 def test_registry_table_and_export_buttons(ids):

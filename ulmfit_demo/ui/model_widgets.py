@@ -101,6 +101,26 @@ def pick_model(task: str, key: str, label: str = "Model", where=None, exclude: s
     return by_id[st.session_state[keep]]
 
 
+def starter_sources(fwd: dict | None, bwd: dict | None = None) -> list[dict]:
+    """The starters' held-out perplexity per source they read (rows of a table): per SentencePiece token and per word,
+    for the forward starter and, when there is one, the backward. Only figures the cards hold."""
+    out = []
+    by = {d: (c or {}).get("valid_by_source") or {} for d, c in (("forward", fwd), ("backward", bwd))}
+    for src in dict.fromkeys([*by["forward"], *by["backward"]]):
+        row = {"source": starter.SOURCES.get(src, src)}
+        for d in ("forward", "backward"):
+            if not (bwd if d == "backward" else fwd):
+                continue
+            f = by[d].get(src) or {}
+            row[f"{d}: per token"] = f"{f['perplexity']:,.1f}" if isinstance(f.get("perplexity"), (int, float)) else ""
+            row[f"{d}: per word"] = (f"{f['word_perplexity']:,.0f}" if isinstance(f.get("word_perplexity"), (int, float))
+                                     else "")
+        row["held-out tokens"] = next((f"{f['tokens']:,}" for f in (by["forward"].get(src), by["backward"].get(src))
+                                       if isinstance((f or {}).get("tokens"), int)), "")
+        out.append(row)
+    return out
+
+
 def starter_about(card: dict) -> str:
     """What the shipped starter language model is and how it was made, in one paragraph of markdown, read from its
     card (a rebuilt or newer starter describes itself; a figure the card lacks is left out, never made up)."""

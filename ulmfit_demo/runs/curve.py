@@ -34,6 +34,7 @@ import pandas as pd
 
 from ulmfit_demo import config, system
 from ulmfit_demo.data import corpora
+from ulmfit_demo.models import starter
 from ulmfit_demo.runs import launcher, recipe, store, views
 from ulmfit_demo.train import presets
 from ulmfit_demo.train.presets import Config, ConfigError
@@ -432,8 +433,6 @@ def snapshot(group: str, note: str = "") -> dict:
     ULMFiT started from the starter, which starter (its card's `built` and what it read; None when the curve ran
     before the starter there now was built, so it cannot say which), and `note`: what the figures cannot say (e.g.
     that other work shared the machine). Refuses an unfinished curve or a tiny one."""
-    from ulmfit_demo.models import starter
-
     st_ = status(group)
     if st_["status"] != store.SUCCEEDED:
         raise ConfigError(f"Curve {group} is {st_['status']}: only a curve whose every run succeeded can be saved "

@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from ulmfit_demo.data import corpora
+from ulmfit_demo.models import starter
 from ulmfit_demo.runs import curve, store, views
 from ulmfit_demo.train import presets
 from ulmfit_demo.train.presets import ConfigError
@@ -215,8 +216,6 @@ def section() -> None:
 def shipped_caption(d: dict) -> str:
     """Where a curve shipped with the app was measured, in one caption: the machine, the day, the wall time, which
     starter (and whether it is the one shipped now), and the note saved with it."""
-    from ulmfit_demo.models import starter
-
     m = d["measured"]
     seeds = sorted({p["seed"] for p in d["points"]})
     day = time.strftime("%d %b %Y", time.gmtime(m["start"])) if isinstance(m.get("start"), (int, float)) else "?"

@@ -74,8 +74,11 @@ def cmd_curve(args):
         if args.save:
             try:
                 say(f"saved curve {group} to {curve.save_snapshot(group, args.save, args.note)}")
-            except (ConfigError, OSError) as e:
+            except ConfigError as e:
                 return fail(str(e))
+            except OSError as e:
+                return fail(f"cannot write {args.save} ({e.strerror or e}): save it into a folder that exists and "
+                            f"that you can write to. Nothing was written.")
         return output(st, args, t0)
     try:
         corpus = corpora.load(args.dataset)

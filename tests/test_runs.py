@@ -322,6 +322,8 @@ def test_cli_train_json_then_runs_commands():
     assert p.returncode == 1 and "only an interrupted" in p.stderr
     p = _cli("train", "--dataset", "demo", "--set", "lm_lr=-1", "--json")
     assert p.returncode == 1 and "must be above 0" in p.stderr and p.stdout == ""
+    p = _cli("train", "--dataset", "demo", "--set", "lm_lr", "--json")
+    assert p.returncode == 1 and "--set 'lm_lr': write KEY=VALUE" in p.stderr and p.stdout == ""
 
 
 def test_the_runs_list_tells_a_backward_run_from_a_forward_one():

@@ -371,6 +371,8 @@ def _bundled(*args, env):
     (["direction", "fwd", "--train-seed", "-1"], "--train-seed must be 0 or more"),
     (["direction", "bwd", "--set", "patience=-1"], "patience must be a whole number of epochs"),
     (["direction", "fwd", "--set", "max_epochs=0"], "max_epochs must be a whole number of epochs, 1 or more"),
+    (["direction", "fwd", "--set", "max_tokens"], "--set 'max_tokens': write KEY=VALUE"),
+    (["direction", "fwd", "--set", "epochs=3"], "Unknown setting 'epochs': use one of corpus, holdout"),
 ])
 def test_the_bundled_build_refuses_bad_settings_before_any_work(tmp_path, args, want):
     home = tmp_path / "home"

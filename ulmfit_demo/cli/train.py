@@ -60,19 +60,6 @@ def register(sub):
     q.set_defaults(func=cmd_resume)
 
 
-def parse_overrides(items: list[str]) -> dict:
-    out = {}
-    for it in items:
-        if "=" not in it:
-            raise ConfigError(f"--set {it!r}: write KNOB=VALUE, e.g. --set bs=16.")
-        k, v = it.split("=", 1)
-        try:
-            out[k.strip()] = json.loads(v)
-        except json.JSONDecodeError:
-            out[k.strip()] = v  # a bare string such as tokenizer=subword
-    return out
-
-
 class _Bar:
     "One line on stderr: stage, step/total, loss-free (the table has the numbers), ETA."
 
@@ -104,7 +91,7 @@ def cmd_train(args):
     if args.kind == "pretrain" and args.preset.lower() == "starter":
         return cmd_train_starter(args)
     try:
-        cfg = presets.preset(args.preset).with_(**parse_overrides(args.set))
+        cfg = presets.preset(args.preset).with_(**presets.parse_sets(args.set))
         if args.procs is not None:
             cfg = cfg.with_(procs=args.procs)
     except (ConfigError, TypeError) as e:
@@ -213,7 +200,7 @@ def cmd_train_starter(args):
     the default "demo" means the starter's own mix), `--set` its knobs, `--resume` continues a build."""
     known = {f.name for f in fields(starter_build.StarterConfig)}
     try:
-        over = parse_overrides(args.set)
+        over = presets.parse_sets(args.set)
     except ConfigError as e:
         return fail(str(e))
     bad = sorted(set(over) - known)

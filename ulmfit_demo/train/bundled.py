@@ -50,7 +50,7 @@ from ulmfit_demo.judge import baseline, calibration, ood, report
 from ulmfit_demo.models import ensemble, kinds, registry, shipped, starter
 from ulmfit_demo.train import evaluate
 from ulmfit_demo.train import stages as training
-from ulmfit_demo.train.presets import Config
+from ulmfit_demo.train.presets import Config, ConfigError, parse_sets
 
 DIRECTIONS = ("fwd", "bwd")
 
@@ -558,18 +558,17 @@ def finish(cfg: BundledConfig, out: Path, log=print) -> dict:
 
 
 def _parse_sets(pairs: list[str]) -> dict:
-    out = {}
+    "`--set` pairs (`presets.parse_sets`) checked against BundledConfig's fields; lists become tuples, as it keeps them."
+    try:
+        out = parse_sets(pairs)
+    except ConfigError as e:
+        raise BuildError(str(e)) from None
     fields = BundledConfig.__dataclass_fields__
-    for pair in pairs or []:
-        k, _, v = pair.partition("=")
+    for k, v in out.items():
         if k not in fields:
             raise BuildError(f"Unknown setting {k!r}: use one of {', '.join(fields)}.")
-        try:
-            out[k] = json.loads(v)
-        except ValueError:
-            out[k] = v
-        if isinstance(out[k], list):
-            out[k] = tuple(tuple(x) if isinstance(x, list) else x for x in out[k])
+        if isinstance(v, list):
+            out[k] = tuple(tuple(x) if isinstance(x, list) else x for x in v)
     return out
 
 

@@ -5,6 +5,7 @@ small model that finishes LM + classifier on `imdb_sample` in minutes on a CPU, 
 every knob be edited. `validate` checks a config against a corpus before any work starts, with messages a person
 can act on. Pure Python and pandas: pages import this module, so nothing here imports torch or fastai.
 """
+import json
 import math
 from dataclasses import asdict, dataclass, fields
 
@@ -47,6 +48,21 @@ SEEDS_CLAS_PHASES = (
 
 class ConfigError(ValueError):
     "A config or corpus that cannot train: the message says what is wrong and what to change."
+
+
+def parse_sets(items: list[str]) -> dict:
+    """`--set KEY=VALUE` pairs (every CLI that trains takes them): each value read as JSON where it is JSON (numbers,
+    lists, true/null), else kept as the bare string (`tokenizer=subword`)."""
+    out = {}
+    for it in items or []:
+        if "=" not in it:
+            raise ConfigError(f"--set {it!r}: write KEY=VALUE, e.g. --set bs=16.")
+        k, v = it.split("=", 1)
+        try:
+            out[k.strip()] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k.strip()] = v
+    return out
 
 
 @dataclass(frozen=True)

@@ -353,7 +353,7 @@ def test_a_starter_build_that_fails_says_why_and_leaves_the_existing_starter_as_
 # ------------------------------------------------------------------------------------------------ bundled v2 build
 
 TINY_BUNDLED = dict(corpus="demo", max_train_docs=160, holdout=0.25, max_holdout=40, bs=8, clas_seq_len=16,
-                    max_tokens=48, steps=[[-1, 2e-2], [0, 5e-3], [0, 3e-3]], precision="fp32")
+                    steps=[[-1, 2e-2], [0, 5e-3], [0, 3e-3]], precision="fp32")
 
 
 def _bundled(*args, env):
@@ -414,7 +414,8 @@ def test_the_bundled_build_pauses_resumes_and_ships_the_candidate_best_on_held_o
     assert stopped["step"] == 2 and stopped["model_id"]
     p = _bundled("direction", "bwd", "--resume", "--set", "patience=0", env=env)  # stopped under it: nothing to do
     assert p.returncode == 0 and "already finished" in p.stdout
-    p = _bundled("direction", "bwd", "--resume", env=env)  # patience 1: one more all-layer epoch
+    # patience 2: one more all-layer epoch whichever of the two was better
+    p = _bundled("direction", "bwd", "--resume", "--set", "patience=2", env=env)
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
     bwd3 = json.loads(p.stdout.strip().splitlines()[-1])
     assert bwd3["step"] == 3 and bwd3["model_id"] not in (None, stopped["model_id"]) and "continuing" in p.stdout
@@ -486,3 +487,23 @@ def test_the_bundled_build_pauses_resumes_and_ships_the_candidate_best_on_held_o
              env={"ULMFIT_DEMO_HOME": str(tmp_path / "fresh"), "ULMFIT_DEMO_BUNDLED": str(out)})
     assert p.returncode == 0, p.stderr[-2000:]
     assert json.loads(p.stdout)["label"] in ("positive", "negative")
+    # Texts cut to another length: the same rows, so the same build, in a folder of its own; `finish` pools every
+    # forward classifier built unless `classifiers` names the ones to choose among (recorded in the card).
+    p = _bundled("direction", "fwd", "--set", "max_tokens=24", "--set", "patience=0", env=env)
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    t24 = json.loads(p.stdout.strip().splitlines()[-1])
+    assert t24["model_id"] not in (None, fwd["model_id"], fwd43["model_id"])
+    assert [f.parent.name for f in (tmp_path / "home" / "bundled_build").glob("*/fwd-t24/state.json")] == ["fwd-t24"]
+    t24_meta = json.loads((tmp_path / "home" / "models" / t24["model_id"] / "meta.json").read_text())
+    assert t24_meta["name"] == "Bundled sentiment, forward AWD-LSTM (texts cut to 24 tokens)"
+    out2 = tmp_path / "sentiment2"
+    p = _bundled("finish", "--out", str(out2), "--set", "baseline_shares=[0.4]", "--set", 'rules=["geometric"]',
+                 "--set", 'classifiers=["fwd-t24", "bwd"]', env=env)
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    card2 = json.loads((out2 / "card.json").read_text())
+    assert card2["candidates"]["fwd+bwd (geometric)"]["members"] == ["fwd-t24", "bwd"]
+    assert card2["config"]["classifiers"] == ["fwd-t24", "bwd"] and set(card2["directions"]) == {"fwd-t24", "bwd"}
+    p = _bundled("finish", "--out", str(tmp_path / "sentiment3"), "--set", 'classifiers=["fwd", "fwd-s99"]', env=env)
+    assert p.returncode == 1 and "Traceback" not in p.stderr
+    assert "classifiers names 'fwd-s99', not built here; built: fwd, fwd-s43, fwd-t24, bwd" in p.stdout
+    assert not (tmp_path / "sentiment3").exists()

@@ -13,10 +13,12 @@ fine-tunes a forward and a backward classifier on the labelled training rows of 
    the model store, calibrated on the held-out rows. A direction stopped early by `patience` is continued by
    `--resume --set patience=N` with a larger N, one that used up its steps still improving by `--resume --set
    max_epochs=N` (every layer at the last step's LR); the classifier stored then replaces it in the build.
+   `--train-seed N` trains another classifier of a direction on the same rows (`fwd-s43`), `--set max_tokens=N` one
+   that reads its texts cut to another length (`fwd-t1440`): both belong to the same build, the rows being the same.
 2. `finish`: the TF-IDF baseline fitted on exactly the same training rows (each source's rows weighing the same in
    all: `baseline_balance`) and, with `nb_baseline`, a Naive-Bayes-weighted one of 1-3-grams on the same rows; then
-   every candidate measured on the held-out training rows: the forward classifiers (every training seed built,
-   `--train-seed`, averaged), those with the backward ones, each of the two with the baseline (or both linear
+   every candidate measured on the held-out training rows: the forward classifiers (every one built, or those
+   `classifiers` names, averaged), those with the backward ones, each of the two with the baseline (or both linear
    members, half each) at each of `baseline_shares` of the weight, each pooled by each of `rules` (the mean of the
    members' probabilities or of their log-probabilities: `models.ensemble`). The best is exported as the bundled
    model (`models.shipped.export`) with a card: best held-out mean (within `tie`), then best calibrated, then fewest
@@ -87,6 +89,9 @@ class BundledConfig:
     # A second linear member beside the baseline: the same TF-IDF with Naive-Bayes feature weighting and 1-3-grams
     # (`NB_BASELINE`); candidates with it give the two linear members half the baseline share each.
     nb_baseline: bool = True
+    # The classifier folders `finish` chooses among (`fwd`, `fwd-s43`, `fwd-t1440`, `bwd`, ...; see `built`); None:
+    # every classifier built. A choice recorded in the card, instead of moving folders aside.
+    classifiers: tuple | None = None
 
     def key(self) -> str:
         """Names the build's checkpoint folder: another config is another build. `patience` and `max_epochs` are left
@@ -95,11 +100,17 @@ class BundledConfig:
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:10]
 
 
-_NOT_IN_KEY = ("patience", "max_epochs", "baseline_balance", "baseline_shares", "rules", "tie", "nb_baseline")
+# `max_tokens` only changes how one classifier trains on the same rows: classifiers with another one share the build,
+# each in its own folder (`build_dir`), and `finish` can pool them.
+_NOT_IN_KEY = ("patience", "max_epochs", "baseline_balance", "baseline_shares", "rules", "tie", "nb_baseline",
+               "classifiers", "max_tokens")
 # The NB-weighted member (`baseline.fit(nb=True)`): chosen on the build's held-out rows only (the v3 classifiers'
 # kept probabilities, geometric pooling), over 1-2 / 1-3-grams x C 1 / 4 / 16: 1-3-grams (min_df 3, 655k terms, about
 # 20 MB) at C=4 was best alone (held-out mean 91.55 against the plain baseline's 91.22) and beside it.
 NB_BASELINE = dict(ngram_range=(1, 3), min_df=3, C=4.0)
+
+
+_DEFAULT = BundledConfig()
 
 
 class BuildError(ValueError):
@@ -137,9 +148,11 @@ def rows(cfg: BundledConfig) -> dict[str, pd.DataFrame]:
 
 
 def build_dir(cfg: BundledConfig, direction: str, train_seed: int | None = None) -> Path:
-    """A direction's checkpoint folder: `fwd`, or `fwd-s43` for another training seed (the same rows, split by
-    `cfg.seed`; only the initialisation of the head and the order of batches change)."""
-    extra = "" if train_seed in (None, cfg.seed) else f"-s{int(train_seed)}"
+    """A direction's checkpoint folder: `fwd`; `fwd-s43` for another training seed (the same rows, split by `cfg.seed`;
+    only the initialisation of the head and the order of batches change); `fwd-t1440` for texts cut to another
+    `max_tokens` than the default (`fwd-t1440-s43` both)."""
+    extra = "" if cfg.max_tokens == _DEFAULT.max_tokens else f"-t{int(cfg.max_tokens)}"
+    extra += "" if train_seed in (None, cfg.seed) else f"-s{int(train_seed)}"
     return config.home() / "bundled_build" / cfg.key() / f"{direction}{extra}"
 
 
@@ -293,8 +306,10 @@ def train_direction(cfg: BundledConfig, direction: str, *, resume: bool = False,
                **{f"held_{s}": a for s, a in sc["by_source"].items()}}
     if cal:
         metrics.update(ece=cal["ece"], ece_uncalibrated=cal["ece_uncalibrated"], temperature=cal["temperature"])
+    tags = ([f"texts cut to {cfg.max_tokens:,} tokens"] if cfg.max_tokens != _DEFAULT.max_tokens else []) + (
+        [f"seed {tseed}"] if tseed != cfg.seed else [])
     name = f"Bundled sentiment, {'backward' if backwards else 'forward'} AWD-LSTM" + (
-        f" (seed {tseed})" if tseed != cfg.seed else "")
+        f" ({', '.join(tags)})" if tags else "")
     st["model_id"] = models.save_learner(
         learn, kind="classifier", name=name, corpus=cfg.corpus, arch=training.arch_meta(rc, "clas"),
         tokenizer=tok.meta, metrics=metrics, calibration=cal,
@@ -364,11 +379,11 @@ def _figures(p: np.ndarray, frame: pd.DataFrame) -> dict:
 
 def built(cfg: BundledConfig) -> dict[str, str]:
     """Every finished classifier of this build, folder name -> model id: `fwd`, `fwd-s43` (another training seed),
-    `bwd`, ...; each direction's default seed first."""
+    `fwd-t1440` (another `max_tokens`), `bwd`, ...; each direction's default first."""
     root = config.home() / "bundled_build" / cfg.key()
     out = {}
     for d in DIRECTIONS:
-        names = sorted((p.name for p in root.glob(f"{d}*") if re.fullmatch(rf"{d}(-s\d+)?", p.name)),
+        names = sorted((p.name for p in root.glob(f"{d}*") if re.fullmatch(rf"{d}(-t\d+)?(-s\d+)?", p.name)),
                        key=lambda n: (n != d, len(n), n))
         for n in names:
             mid = (_state(root / n) or {}).get("model_id")
@@ -452,7 +467,13 @@ def finish(cfg: BundledConfig, out: Path, log=print) -> dict:
     t_all = time.time()
     _check_choice(cfg)
     ids = built(cfg)
-    if "fwd" not in ids:
+    if cfg.classifiers is not None:
+        missing = [c for c in cfg.classifiers if c not in ids]
+        if missing:
+            raise BuildError(f"classifiers names {', '.join(map(repr, missing))}, not built here; built: "
+                             f"{', '.join(ids) or 'none'}.")
+        ids = {k: v for k, v in ids.items() if k in cfg.classifiers}
+    if not any(k.startswith("fwd") for k in ids):
         raise BuildError("The forward classifier is not built yet: run `python -m ulmfit_demo.train.bundled "
                          "direction fwd` first (and `direction bwd` for the forward+backward candidates).")
     data = rows(cfg)

@@ -449,6 +449,11 @@ def _check_choice(cfg: BundledConfig) -> None:
     "The settings `finish` chooses with, refused before any work with what to pass instead."
     if cfg.baseline_balance not in ("source", "none"):
         raise BuildError(f"baseline_balance must be 'source' or 'none', not {cfg.baseline_balance!r}.")
+    c = cfg.classifiers
+    if c is not None and (not isinstance(c, (list, tuple)) or not all(isinstance(x, str) for x in c)
+                          or not any(x.startswith("fwd") for x in c)):
+        raise BuildError(f"classifiers must list classifier folders with at least one forward one, e.g. "
+                         f"'[\"fwd\", \"fwd-s43\", \"bwd\"]' (or leave it out: every one built), not {c!r}.")
     bad = [r for r in cfg.rules if r not in ensemble.RULES]
     if not cfg.rules or bad:
         raise BuildError(f"rules must list one or more of {', '.join(ensemble.RULES)}"

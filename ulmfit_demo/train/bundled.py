@@ -95,7 +95,9 @@ class BundledConfig:
 
     def key(self) -> str:
         """Names the build's checkpoint folder: another config is another build. `patience` and `max_epochs` are left
-        out: they only say when to stop, so a direction can be continued with larger ones (`--resume --set ...`)."""
+        out: they only say when to stop, so a direction can be continued with larger ones (`--resume --set ...`);
+        `max_tokens` names a classifier's folder within the build instead (`build_dir`); the rest of `_NOT_IN_KEY`
+        only steers `finish`."""
         d = {k: v for k, v in asdict(self).items() if k not in _NOT_IN_KEY}
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:10]
 

@@ -376,6 +376,8 @@ def _bundled(*args, env):
     (["direction", "fwd", "--set", "max_epochs=0"], "max_epochs must be a whole number of epochs, 1 or more"),
     (["direction", "fwd", "--set", "max_tokens"], "--set 'max_tokens': write KEY=VALUE"),
     (["direction", "fwd", "--set", "epochs=3"], "Unknown setting 'epochs': use one of corpus, holdout"),
+    # no bundled model (the tests' ULMFIT_DEMO_BUNDLED names none): nothing to take into the build
+    (["adopt"], "has no readable card.json and meta.json"),
 ])
 def test_the_bundled_build_refuses_bad_settings_before_any_work(tmp_path, args, want):
     home = tmp_path / "home"
@@ -510,3 +512,34 @@ def test_the_bundled_build_pauses_resumes_and_ships_the_candidate_best_on_held_o
     assert p.returncode == 1 and "Traceback" not in p.stderr
     assert "classifiers names 'fwd-s99', not built here; built: fwd, fwd-s43, fwd-t24, bwd" in p.stdout
     assert not (tmp_path / "sentiment3").exists()
+    # Another machine, an empty home: `adopt` takes the shipped model's classifiers into its build, as copies with
+    # the epochs its card recorded; `finish` there (the linear members fitted again on the same rows) measures the
+    # shipped pick as it was measured where it was built.
+    env2 = dict(env, ULMFIT_DEMO_HOME=str(tmp_path / "home2"), ULMFIT_DEMO_BUNDLED=str(out))
+    p = _bundled("adopt", env=env2)
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    got = json.loads(p.stdout.strip().splitlines()[-1])
+    shipped_clas = [n for n in card["members"] if n.startswith(("fwd", "bwd"))]
+    assert "fwd" in shipped_clas and list(got["adopted"]) == shipped_clas == list(got["built"])
+    assert not set(got["adopted"].values()) & set(card["members"].values())  # copies under ids of their own
+    st_fwd = json.loads(next((tmp_path / "home2" / "bundled_build").glob("*/fwd/state.json")).read_text())
+    assert st_fwd["adopted"]["built_as"] == card["members"]["fwd"] and st_fwd["model_id"] == got["adopted"]["fwd"]
+    assert st_fwd["history"] == card["directions"]["fwd"]["history"]
+    p = _bundled("adopt", env=env2)  # again: nothing new, nothing replaced
+    assert p.returncode == 0 and json.loads(p.stdout.strip().splitlines()[-1])["adopted"] == {}
+    assert "fwd: already in this build (" + got["adopted"]["fwd"] in p.stdout
+    p = _bundled("direction", "fwd", "--resume", "--set", "max_epochs=6", "--set", "patience=5", env=env2)
+    assert p.returncode == 1 and "fwd was adopted from the bundled model" in p.stdout, p.stdout[-2000:]
+    assert "cannot be continued" in p.stdout and "Traceback" not in p.stderr
+    # a shipped model built from other rows cannot join a build: refused with the settings that differ
+    home3 = tmp_path / "home3"
+    p = _bundled("adopt", "--set", "crop_frac=0.5", env=dict(env2, ULMFIT_DEMO_HOME=str(home3)))
+    assert p.returncode == 1 and "was built from other rows or another recipe" in p.stdout, p.stdout[-2000:]
+    assert "they differ in crop_frac" in p.stdout and not (home3 / "bundled_build").exists()
+    out4 = tmp_path / "sentiment4"
+    p = _bundled("finish", "--out", str(out4), "--set", "baseline_shares=[0.4, 0.5]", env=env2)
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    again = json.loads((out4 / "card.json").read_text())["candidates"][card["chosen"]]
+    assert again["members"] == cands[card["chosen"]]["members"]
+    assert again["held"]["score"] == pytest.approx(cands[card["chosen"]]["held"]["score"], abs=1e-9)
+    assert again["eval"]["demo"]["accuracy"] == pytest.approx(cands[card["chosen"]]["eval"]["demo"]["accuracy"])

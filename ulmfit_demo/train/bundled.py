@@ -25,6 +25,11 @@ fine-tunes a forward and a backward classifier on the labelled training rows of 
    members. The test splits and the out-of-domain sentences are only measured, for the card, never used to choose.
    Each member's probabilities are kept beside the build, so `finish` run again predicts only for classifiers it
    has not seen.
+3. `adopt`: a build lives in one machine's home (`bundled_build/<key>/`), the shipped model in git. On another
+   machine, `adopt` imports the shipped model's classifiers into the model store and into this build as finished
+   directions (their recorded epochs and scores, marked `adopted`), when its card's config has this build's key; a
+   new classifier (`direction bwd --train-seed 43`) then joins them in `finish`, which fits the linear members
+   again on the same rows. An adopted classifier cannot be continued: its checkpoints do not ship.
 
 Held-out rows are drawn per source (`holdout` of its training rows, at most `max_holdout`), so each corpus counts
 the same in the choice: the score is the mean of the per-source accuracies. Reviews are long and a one-line input
@@ -213,6 +218,10 @@ def train_direction(cfg: BundledConfig, direction: str, *, resume: bool = False,
         if not (resume and st["step"] < _epochs(cfg) and not _stopped(st, cfg)):
             log(f"{direction}: already finished as {st['model_id']} ({folder}); --restart to build it again")
             return st
+        if st.get("adopted"):
+            raise BuildError(f"{folder.name} was adopted from the bundled model ({st['adopted'].get('shipped_id')}): "
+                             f"its training checkpoints do not ship, so it cannot be continued. Train another seed "
+                             f"(--train-seed N), or --restart to train {folder.name} here from the start.")
         # Stopped early under a smaller patience, or at the end of its epochs while still improving: continue it;
         # the classifier stored then replaces this one here.
         was = st["config"].get("patience", cfg.patience)
@@ -585,6 +594,54 @@ def finish(cfg: BundledConfig, out: Path, log=print) -> dict:
     return card
 
 
+def adopt(cfg: BundledConfig, log=print) -> dict[str, str]:
+    """Put the classifiers of the bundled model the app uses (`registry.bundled_dir()`: `assets/sentiment`) into this
+    build as finished directions, so that `finish` can choose among them and classifiers trained here since: a build
+    lives in one machine's home, the shipped model in git. Each is imported into the model store as a copy (checked
+    against its metadata, as any bundle is) and its folder gets the state its card recorded, marked `adopted`. Only a
+    model built from this build's rows can join it (the card's config has the same `key`). A classifier this build
+    already has is left as it is. Returns folder name -> model id of those adopted now."""
+    folder = registry.bundled_dir()
+    try:
+        card = json.loads((folder / "card.json").read_text())
+        meta = json.loads((folder / registry.META).read_text())
+    except (OSError, ValueError) as e:
+        raise BuildError(f"The bundled model in {folder} has no readable card.json and meta.json ({e}): there is "
+                         f"nothing to adopt. Restore assets/sentiment from git, or build the classifiers here.") from None
+    fields = BundledConfig.__dataclass_fields__
+    theirs = replace(BundledConfig(), **{k: v for k, v in (card.get("config") or {}).items() if k in fields})
+    if theirs.key() != cfg.key():
+        diff = sorted(k for k in fields if k not in _NOT_IN_KEY
+                      and json.dumps(getattr(theirs, k)) != json.dumps(getattr(cfg, k)))
+        raise BuildError(f"The bundled model in {folder} was built from other rows or another recipe (build "
+                         f"{theirs.key()}, this one {cfg.key()}; they differ in {', '.join(diff) or 'the card'}): its "
+                         f"classifiers cannot join this build. Pass the same settings with --set, or build here.")
+    names = list(card.get("members") or {})
+    ids = [m["id"] for m in meta["members"]] if meta.get("kind") == "ensemble" else [registry.BUNDLED_ID]
+    if len(names) != len(ids):
+        raise BuildError(f"The bundled model's card names {len(names)} members and its meta.json {len(ids)}: the "
+                         f"folder {folder} is not what `finish` wrote. Restore it from git.")
+    root = build_dir(cfg, "fwd").parent
+    out = {}
+    for name, sid in zip(names, ids):
+        if not re.fullmatch(r"(fwd|bwd)(-t\d+)?(-s\d+)?", name):
+            continue  # a linear member: `finish` fits it again on the same rows
+        st = _state(root / name)
+        if st:
+            what = st.get("model_id") or f"{st.get('step', 0)} epochs done, unfinished"
+            log(f"{name}: already in this build ({what}), left as it is")
+            continue
+        rec = dict((card.get("directions") or {}).get(name) or {}, config=card.get("config"))
+        mid = models.import_bundle(models.bundle_bytes(sid))
+        rec.update(model_id=mid, adopted={"from": str(folder), "shipped_id": sid,
+                                          "built_as": card["members"][name], "card_built": card.get("built")})
+        (root / name).mkdir(parents=True, exist_ok=True)
+        _put_state(root / name, rec)
+        out[name] = mid
+        log(f"{name}: adopted from the bundled model ({sid}, built {card.get('built')}) as {mid}")
+    return out
+
+
 def _parse_sets(pairs: list[str]) -> dict:
     "`--set` pairs (`presets.parse_sets`) checked against BundledConfig's fields; lists become tuples, as it keeps them."
     try:
@@ -601,10 +658,11 @@ def _parse_sets(pairs: list[str]) -> dict:
 
 
 def main(argv=None) -> int:
-    """python -m ulmfit_demo.train.bundled {direction fwd|bwd, finish}: rebuild the bundled sentiment model (hours
-    on 2 cores: run both directions at once, one thread each, then finish)."""
+    """python -m ulmfit_demo.train.bundled {direction fwd|bwd, finish, adopt}: rebuild the bundled sentiment model
+    (hours on 2 cores: run both directions at once, one thread each, then finish); adopt takes the shipped model's
+    classifiers into this machine's build, to choose among them and new ones."""
     ap = argparse.ArgumentParser(description=main.__doc__)
-    ap.add_argument("what", choices=["direction", "finish"])
+    ap.add_argument("what", choices=["direction", "finish", "adopt"])
     ap.add_argument("direction", nargs="?", choices=DIRECTIONS)
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a BundledConfig field")
     ap.add_argument("--resume", action="store_true")
@@ -624,6 +682,9 @@ def main(argv=None) -> int:
             st = train_direction(cfg, a.direction, resume=a.resume, restart=a.restart, threads=a.threads,
                                  time_limit_s=a.time_limit_s, train_seed=a.train_seed, log=log)
             print(json.dumps({k: st.get(k) for k in ("direction", "step", "best", "model_id", "train_s")}))
+        elif a.what == "adopt":
+            got = adopt(cfg, log=log)
+            print(json.dumps({"adopted": got, "built": built(cfg)}))
         else:
             card = finish(cfg, Path(a.out), log=log)
             print(json.dumps({"chosen": card["chosen"], "candidates": {

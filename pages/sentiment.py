@@ -149,6 +149,10 @@ def show_review(model_row: dict, large: bool) -> None:
     left, right = st.columns([2, 3])
     with left:
         st.markdown(mw.verdict_html(attr, labels, large), unsafe_allow_html=True)
+        # On this verdict, in presenter mode too: a short text of a kind this model was measured to misread.
+        caution = mw.verdict_caution(models.read_meta(model_row["id"]), text)
+        if caution:
+            st.caption(":material/warning: " + caution)
         st.plotly_chart(mw.probs_figure(attr["probs"], labels, large), key="sent_probs_chart",
                         config={"displayModeBar": False})
         if attr.get("members"):  # an ensemble: what each of its models said, averaged into the verdict above

@@ -203,10 +203,36 @@ def test_the_page_names_the_weak_spots_measured_out_of_domain(home):
     at = run(sent_model=mid)
     assert line in [c.value for c in at.caption]
     assert line not in [c.value for c in run(sent_model=mid, sent_presenter=True).caption]
+    # On a verdict, in presenter mode too: a short text with the mark of a weak kind gets a caution naming the word
+    # and the figure measured; a text without one, none.
+    assert res["by_phenomenon"]["negation"] < mw.WEAK_KIND
+    neg = f"{res['by_phenomenon']['negation']:.0%} of negations such as \"not bad at all\""
+    for presenter in (False, True):
+        caps = [c.value for c in run(sent_model=mid, sent_text="Honestly, I wasn't bored once.",
+                                     sent_presenter=presenter).caption]
+        assert any("Take this verdict with care" in c and '("wasn\'t")' in c and neg in c for c in caps), caps
+        caps = [c.value for c in run(sent_model=mid, sent_text="A superb film.", sent_presenter=presenter).caption]
+        assert not any("Take this verdict with care" in c for c in caps), caps
     # a model never judged out of domain says nothing rather than something made up
     assert mw.weak_spots({"judge": {}}) is None and mw.weak_spots({}) is None
     strong = {"ood_accuracy": 0.9, "n": 200, "by_phenomenon": {k: 0.9 for k in mw.OOD_KINDS}}
     assert "at least 70% on every kind of sentence" in mw.weak_spots({"judge": {"ood": strong}})
+
+
+def test_a_verdict_caution_needs_a_short_text_the_mark_of_a_weak_kind_and_a_measurement():
+    from ulmfit_demo.ui import model_widgets as mw
+
+    meta = {"judge": {"ood": {"ood_accuracy": 0.77, "n": 200,
+                              "by_phenomenon": {"negation": 0.55, "contrast": 0.6, "plain": 0.97, "sarcasm": 0.3}}}}
+    line = mw.verdict_caution(meta, "I couldn\u2019t be happier with this blender.")
+    assert '("couldn\u2019t")' in line and '55% of negations such as "not bad at all"' in line
+    assert '("but")' in mw.verdict_caution(meta, "The wait was long, but the food was worth it.")
+    assert '"never"' in mw.verdict_caution(meta, "The wait was never long, but it was loud.")  # the first kind named
+    assert mw.verdict_caution(meta, "A notable, nothingness-free film.") is None  # words only, not parts of words
+    assert mw.verdict_caution(meta, "It was not good. " + "More words here. " * 20) is None  # a long review
+    strong = {"judge": {"ood": {"by_phenomenon": {"negation": 0.8, "contrast": 0.9}}}}
+    assert mw.verdict_caution(strong, "Not bad at all.") is None  # not a weak spot of this model
+    assert mw.verdict_caution({}, "Not bad at all.") is None  # never measured: nothing made up
 
 
 def test_a_fresh_machine_judges_with_the_bundled_model(bundled):

@@ -192,6 +192,34 @@ def weak_spots(meta: dict) -> str | None:
     return head + plain + ", but only " + and_([f"{by[k]:.0%} of {OOD_KINDS[k]}" for k in weak]) + "."
 
 
+# What two of those kinds look like on the surface, for a caution under one verdict (`verdict_caution`): a negation
+# word, or a word that turns a sentence round. Sarcasm has no such mark.
+_KIND_CUES = {
+    "negation": re.compile(r"\b(?:not|no|never|nothing|none|nobody|nowhere|neither|nor|cannot|without)\b|\w+n['\u2019]t\b",
+                           re.IGNORECASE),
+    "contrast": re.compile(r"\b(?:but|yet|although|though|however)\b", re.IGNORECASE),
+}
+CAUTION_MAX_WORDS = 40  # the out-of-domain sentences are one or two sentences; a long review is another matter
+
+
+def verdict_caution(meta: dict, text: str) -> str | None:
+    """A caution for one verdict, for a presenter and the audience: the text is short, has the mark of a kind of
+    sentence this model was measured to get right less than `WEAK_KIND` of the time (a negation, a "but"), and the
+    line says which word and the figure measured. None otherwise, and for a model never judged out of domain."""
+    res = (meta.get("judge") or {}).get("ood") or {}
+    by = res.get("by_phenomenon") or {}
+    if not isinstance(text, str) or len(text.split()) > CAUTION_MAX_WORDS:
+        return None
+    for kind, cue in _KIND_CUES.items():
+        a = by.get(kind)
+        m = cue.search(text) if isinstance(a, (int, float)) and a < WEAK_KIND else None
+        if m:
+            what = "a negation" if kind == "negation" else "a turn"
+            return (f'Take this verdict with care: the text has {what} ("{m.group(0)}"), and this model got only '
+                    f"{a:.0%} of {OOD_KINDS[kind]} right when tested on everyday sentences it never trained on.")
+    return None
+
+
 def made_of(model_id: str) -> str | None:
     """What an ensemble is made of, in one sentence for people who do not train models, from its metadata and its
     members': "Bundled sentiment model: the average of 3 models — a forward AWD-LSTM classifier, a backward one and

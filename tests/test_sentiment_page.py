@@ -217,6 +217,12 @@ def test_the_page_names_the_weak_spots_measured_out_of_domain(home):
     assert mw.weak_spots({"judge": {}}) is None and mw.weak_spots({}) is None
     strong = {"ood_accuracy": 0.9, "n": 200, "by_phenomenon": {k: 0.9 for k in mw.OOD_KINDS}}
     assert "at least 70% on every kind of sentence" in mw.weak_spots({"judge": {"ood": strong}})
+    # A model that calls most of the balanced set one thing is said to lean that way, with the share it called so.
+    assert "leans" not in mw.weak_spots({"judge": {"ood": dict(strong, positive_rate=0.64)}})
+    assert mw.weak_spots({"judge": {"ood": dict(strong, positive_rate=0.9)}}).endswith(
+        "It leans positive: it called 90% of them positive, where half are.")
+    assert mw.weak_spots({"judge": {"ood": dict(strong, positive_rate=0.25)}}).endswith(
+        "It leans negative: it called 75% of them negative, where half are.")
 
 
 def test_a_verdict_caution_needs_a_short_text_the_mark_of_a_weak_kind_and_a_measurement():

@@ -173,6 +173,7 @@ OOD_KINDS = {"plain": "plain statements", "short": "verdicts of one to four word
              "contrast": 'sentences turned round by a "but"', "negation": 'negations such as "not bad at all"',
              "sarcasm": "sarcasm"}
 WEAK_KIND = 0.7  # a kind of sentence the model gets right less often than this is named as a weak spot
+LEAN = 0.2  # calling this much more (or less) than half of the balanced set positive is named as a lean
 
 
 def weak_spots(meta: dict) -> str | None:
@@ -185,11 +186,19 @@ def weak_spots(meta: dict) -> str | None:
         return None
     head = (f"Measured on {res.get('n') or 'the'} short everyday sentences it never trained on: right "
             f"{res['ood_accuracy']:.0%} of the time")
+    # The set is half positive, half negative: a model far from calling half of it positive leans one way.
+    rate = res.get("positive_rate")
+    lean = ""
+    if isinstance(rate, (int, float)) and abs(rate - 0.5) >= LEAN:
+        side = "positive" if rate > 0.5 else "negative"
+        lean = (f" It leans {side}: it called {rate if side == 'positive' else 1 - rate:.0%} of them {side}, where "
+                f"half are.")
     weak = sorted((k for k, a in by.items() if a < WEAK_KIND), key=lambda k: by[k])
     if not weak:
-        return head + f", and at least {WEAK_KIND:.0%} on every kind of sentence ({and_(list(OOD_KINDS.values()))})."
+        return (head + f", and at least {WEAK_KIND:.0%} on every kind of sentence ({and_(list(OOD_KINDS.values()))})."
+                + lean)
     plain = f", {by['plain']:.0%} of {OOD_KINDS['plain']}" if "plain" in by and "plain" not in weak else ""
-    return head + plain + ", but only " + and_([f"{by[k]:.0%} of {OOD_KINDS[k]}" for k in weak]) + "."
+    return head + plain + ", but only " + and_([f"{by[k]:.0%} of {OOD_KINDS[k]}" for k in weak]) + "." + lean
 
 
 # What two of those kinds look like on the surface, for a caution under one verdict (`verdict_caution`): a negation

@@ -386,6 +386,26 @@ def test_the_bundled_build_refuses_bad_settings_before_any_work(tmp_path, args, 
     assert not (home / "bundled_build").exists() and not (home / "models").exists()
 
 
+@pytest.mark.parametrize("card, meta", [
+    ({"members": ["fwd"]}, {"kind": "ensemble", "members": [{"id": "bundled.fwd"}]}),  # members not named
+    ([1], {"kind": "classifier"}),  # not a card at all
+    ({"members": {"fwd": "clas-1"}}, {"kind": "ensemble"}),  # an ensemble without its members
+    ({"members": {"fwd": "clas-1"}}, {"kind": "ensemble", "members": ["bundled.fwd"]}),
+])
+def test_adopt_refuses_a_bundled_folder_it_cannot_read(tmp_path, card, meta):
+    "A card or metadata of the wrong shape: a message, and nothing written into the home."
+    folder, home = tmp_path / "sentiment", tmp_path / "home"
+    folder.mkdir()
+    (folder / "card.json").write_text(json.dumps(card))
+    (folder / "meta.json").write_text(json.dumps(meta))
+    e = dict(os.environ, PYTHONPATH=str(REPO), ULMFIT_DEMO_HOME=str(home), ULMFIT_DEMO_BUNDLED=str(folder))
+    p = subprocess.run([sys.executable, "-m", "ulmfit_demo.train.bundled", "adopt"], cwd=REPO, env=e,
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 1 and "is not what `finish` wrote" in p.stdout and "Traceback" not in p.stderr, \
+        p.stdout + p.stderr[-2000:]
+    assert not (home / "bundled_build").exists() and not (home / "models").exists()
+
+
 def test_epochs_past_the_steps_need_a_last_step_that_trains_every_layer(tmp_path):
     from dataclasses import replace
 

@@ -608,6 +608,12 @@ def adopt(cfg: BundledConfig, log=print) -> dict[str, str]:
     except (OSError, ValueError) as e:
         raise BuildError(f"The bundled model in {folder} has no readable card.json and meta.json ({e}): there is "
                          f"nothing to adopt. Restore assets/sentiment from git, or build the classifiers here.") from None
+    members = card.get("members") if isinstance(card, dict) else None
+    parts = meta.get("members") if isinstance(meta, dict) and meta.get("kind") == "ensemble" else [{"id": registry.BUNDLED_ID}]
+    if not (isinstance(members, dict) and isinstance(card.get("config", {}), dict) and isinstance(parts, list)
+            and all(isinstance(m, dict) and isinstance(m.get("id"), str) for m in parts)):
+        raise BuildError(f"The bundled model's card.json or meta.json in {folder} is not what `finish` wrote (its "
+                         f"members cannot be read): there is nothing to adopt. Restore assets/sentiment from git.")
     fields = BundledConfig.__dataclass_fields__
     theirs = replace(BundledConfig(), **{k: v for k, v in (card.get("config") or {}).items() if k in fields})
     if theirs.key() != cfg.key():
@@ -616,8 +622,7 @@ def adopt(cfg: BundledConfig, log=print) -> dict[str, str]:
         raise BuildError(f"The bundled model in {folder} was built from other rows or another recipe (build "
                          f"{theirs.key()}, this one {cfg.key()}; they differ in {', '.join(diff) or 'the card'}): its "
                          f"classifiers cannot join this build. Pass the same settings with --set, or build here.")
-    names = list(card.get("members") or {})
-    ids = [m["id"] for m in meta["members"]] if meta.get("kind") == "ensemble" else [registry.BUNDLED_ID]
+    names, ids = list(members), [m["id"] for m in parts]
     if len(names) != len(ids):
         raise BuildError(f"The bundled model's card names {len(names)} members and its meta.json {len(ids)}: the "
                          f"folder {folder} is not what `finish` wrote. Restore it from git.")

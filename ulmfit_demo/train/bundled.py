@@ -607,9 +607,11 @@ def adopt(cfg: BundledConfig, log=print) -> dict[str, str]:
         meta = json.loads((folder / registry.META).read_text())
     except (OSError, ValueError) as e:
         raise BuildError(f"The bundled model in {folder} has no readable card.json and meta.json ({e}): there is "
-                         f"nothing to adopt. Restore assets/sentiment from git, or build the classifiers here.") from None
+                         f"nothing to adopt. Restore assets/sentiment from git, or build the classifiers here."
+                         ) from None
     members = card.get("members") if isinstance(card, dict) else None
-    parts = meta.get("members") if isinstance(meta, dict) and meta.get("kind") == "ensemble" else [{"id": registry.BUNDLED_ID}]
+    one = [{"id": registry.BUNDLED_ID}]  # the bundled model is one classifier: its card names one member
+    parts = meta.get("members") if isinstance(meta, dict) and meta.get("kind") == "ensemble" else one
     if not (isinstance(members, dict) and isinstance(card.get("config", {}), dict) and isinstance(parts, list)
             and all(isinstance(m, dict) and isinstance(m.get("id"), str) for m in parts)):
         raise BuildError(f"The bundled model's card.json or meta.json in {folder} is not what `finish` wrote (its "
@@ -639,7 +641,7 @@ def adopt(cfg: BundledConfig, log=print) -> dict[str, str]:
         rec = dict((card.get("directions") or {}).get(name) or {}, config=card.get("config"))
         mid = models.import_bundle(models.bundle_bytes(sid))
         rec.update(model_id=mid, adopted={"from": str(folder), "shipped_id": sid,
-                                          "built_as": card["members"][name], "card_built": card.get("built")})
+                                          "built_as": members[name], "card_built": card.get("built")})
         (root / name).mkdir(parents=True, exist_ok=True)
         _put_state(root / name, rec)
         out[name] = mid

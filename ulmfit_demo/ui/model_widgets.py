@@ -204,8 +204,8 @@ def weak_spots(meta: dict) -> str | None:
 # What two of those kinds look like on the surface, for a caution under one verdict (`verdict_caution`): a negation
 # word, or a word that turns a sentence round. Sarcasm has no such mark.
 _KIND_CUES = {
-    "negation": re.compile(r"\b(?:not|no|never|nothing|none|nobody|nowhere|neither|nor|cannot|without)\b|\w+n['\u2019]t\b",
-                           re.IGNORECASE),
+    "negation": re.compile(r"\b(?:not|no|never|nothing|none|nobody|nowhere|neither|nor|cannot|without)\b"
+                           r"|\w+n['\u2019]t\b", re.IGNORECASE),
     "contrast": re.compile(r"\b(?:but|yet|although|though|however)\b", re.IGNORECASE),
 }
 CAUTION_MAX_WORDS = 40  # the out-of-domain sentences are one or two sentences; a long review is another matter

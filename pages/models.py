@@ -49,24 +49,32 @@ else:
 
     meta = models.read_meta(mid)
     if meta.get("members"):  # an ensemble: what it is made of, and what it measured beside them
-        line = ensemble.evaluation_line(meta)
+        line = ensemble.evaluation_line(meta, members=False)  # each member's figure on the same rows: the table
         if line:
             st.markdown(f"**{html.escape(line)}**")
         elif not isinstance((meta.get("metrics") or {}).get("accuracy"), (int, float)):  # the bundled one has its own
             st.caption("Not measured: an ensemble's accuracy is only what was measured with it (`models ensemble ... "
                        "--eval-dataset CORPUS`). Its members' figures below are their own.")
+        mems = ensemble.members(mid)
+        own_corpora = any(m.get("corpus") != row["corpus"] for m in mems)  # else the table above says it once
+        ev_mems = (meta.get("evaluation") or {}).get("members") or []
+        same_rows = ([f"{e['accuracy']:.1%}" for e in ev_mems] if len(ev_mems) == len(mems)  # the same order
+                     else [""] * len(mems))
         st.dataframe(pd.DataFrame([{
             "member": (m["current"] or {}).get("name", m["name"]), "kind": mw.KIND_WORDS.get(m["kind"], m["kind"]),
-            "weight": f"{m['weight']:.2f}", "corpus": m.get("corpus"),
+            "weight": f"{m['weight']:.2f}", **({"corpus": m.get("corpus")} if own_corpora else {}),
+            **({"on the ensemble's rows": same} if line else {}),
             "own accuracy": (f"{m['current']['metrics']['accuracy']:.1%}"
                              if m["current"] and "accuracy" in m["current"]["metrics"] else ""),
-            "id": m["id"] if m["current"] else f"{m['id']} (missing)"} for m in ensemble.members(mid)]),
+            "id": m["id"] if m["current"] else f"{m['id']} (missing)"} for m, same in zip(mems, same_rows)]),
             hide_index=True, key="mdl_members")
         geo = (meta.get("rule") or "mean") == "geometric"
         st.caption("Each member's probabilities (with its own calibration) are averaged with these weights"
                    + (" as log-probabilities (a geometric mean, scaled to add up to 1), which keeps the verdict's "
                       "confidence as trustworthy as its members'" if geo else "")
-                   + ". Own accuracy: what the member's run measured on its own validation reviews.")
+                   + "." + (" On the ensemble's rows: each member alone on the rows the ensemble was measured on."
+                            if line else "")
+                   + " Own accuracy: what the member's run measured on its own validation reviews.")
     if kinds.can(row, kinds.CLASSIFY):
         # How good is it: beside the baseline fitted on the same split, and how far its confidence can be trusted.
         line = mw.baseline_comparison(row)
@@ -75,6 +83,16 @@ else:
         elif row["kind"] == "classifier":
             st.caption("This classifier was not judged beside a baseline when it was trained, so there is no "
                        "comparison to show.")
+        # A built model (the bundled one) measured on test splits it was never chosen on.
+        tests = mw.test_splits_table(meta)
+        if tests is not None:
+            st.markdown("**On each corpus's test split and on everyday sentences from other domains**, never used to "
+                        "choose anything, beside the TF-IDF baseline fitted on the same training rows:")
+            st.dataframe(tests, hide_index=True, key="mdl_test_splits")
+            st.caption("Measured once, after the model was chosen on held-out training rows. ECE: expected "
+                       "calibration error (0 = its confidence matches how often it is right). Called positive: the "
+                       "share of texts it called positive (IMDb's test reviews and the everyday sentences are half "
+                       "positive).")
         cal = meta.get("calibration") or {}
         if cal.get("reliability") or cal.get("reliability_uncalibrated"):
             st.plotly_chart(plots.reliability_figure(cal.get("reliability"), cal.get("reliability_uncalibrated"),

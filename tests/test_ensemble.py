@@ -384,6 +384,12 @@ def test_evaluate_counts_what_each_member_and_the_ensemble_got_right(trio, capsy
     ensemble.record_evaluation(eid, dict(res, dataset="demo (first 40)"))
     assert models.get(eid)["metrics"]["accuracy"] == res["accuracy"]
     assert "demo (first 40)" in ensemble.evaluation_line(models.read_meta(eid))
+    # the short form (a page with every member's figure in a table) names only the best member, with its figure
+    short = ensemble.evaluation_line(models.read_meta(eid), members=False)
+    top = max(res["members"], key=lambda m: m["accuracy"])
+    assert short.startswith(f"Ensemble {res['accuracy']:.1%} on the 40 validation reviews of demo (first 40): ")
+    assert f"best member ({top['name']}, {top['accuracy']:.1%})" in short
+    assert all(m["name"] not in short for m in res["members"] if m["name"] != top["name"])
     # the Models page's "where does it go wrong" takes an ensemble too, and agrees with evaluate on all valid rows
     from ulmfit_demo.data import corpora
     from ulmfit_demo.models import interpret

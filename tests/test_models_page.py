@@ -163,3 +163,40 @@ def test_the_bundled_model_is_offered_without_rename_or_delete(bundled):
     line = f"{who} is ahead by {gap:.1f} points" if gap > 0 else f"baseline is ahead by {-gap:.1f} points"
     assert any(line in m.value and f"same {fig['n_valid']:,} reviews" in m.value for m in at.markdown), line
     assert not any("Not measured" in c.value for c in at.caption)  # it was measured, and says so just above
+    # each member alone on the held-out rows the ensemble was measured on, in the members' table, in their order
+    meta = models.read_meta("bundled")
+    if meta.get("members"):
+        tab = next(d.value for d in at.dataframe if "member" in d.value.columns)
+        assert list(tab["on the ensemble's rows"]) == [f"{m['accuracy']:.1%}" for m in meta["evaluation"]["members"]]
+        assert "corpus" not in tab.columns  # every member read the ensemble's corpus: the table above says it once
+    # and its figures on each test split beside the baseline fitted on the same rows, as the build recorded them
+    ev = meta["build"]["candidates"][meta["build"]["chosen"]]["eval"]
+    base = meta["build"]["candidates"]["baseline"]["eval"]
+    tests = next(d.value for d in at.dataframe if "this model" in d.value.columns)
+    assert list(tests["texts"]) == [f"{f['n']:,}" for f in ev.values()]
+    assert list(tests["this model"]) == [f"{f['accuracy']:.1%}" for f in ev.values()]
+    assert list(tests["baseline, same training rows"]) == [f"{base[k]['accuracy']:.1%}" for k in ev]
+    assert list(tests["ahead by (points)"]) == [f"{(ev[k]['accuracy'] - base[k]['accuracy']) * 100:+.1f}" for k in ev]
+    assert tests["test rows"].iloc[-1] == "everyday sentences from other domains"
+    assert "IMDb reviews" in set(tests["test rows"])
+
+
+def test_the_test_split_table_shows_only_recorded_figures():
+    from ulmfit_demo.ui import model_widgets as mw
+
+    assert mw.test_splits_table({}) is None  # a run's model: no build, no table
+    assert mw.test_splits_table({"build": {"chosen": "x", "candidates": ["not", "a", "dict"]}}) is None
+    assert mw.test_splits_table({"build": {"chosen": "x", "candidates": {"x": {"eval": {}}}}}) is None
+    meta = {"build": {"chosen": "x", "candidates": {
+        "x": {"eval": {"imdb": {"accuracy": 0.9, "n": 100, "ece": 0.02, "positive_share": 0.5},
+                       "amazon_reviews": {"accuracy": 0.8},  # no n, ECE or share recorded
+                       "broken": {"accuracy": "n/a"}}},  # not a figure: left out, not shown as one
+        "baseline": {"eval": {"imdb": {"accuracy": 0.85}}}}}}
+    t = mw.test_splits_table(meta)
+    assert list(t["test rows"]) == ["IMDb reviews", "Amazon product reviews"]
+    assert t.iloc[0].to_dict() == {"test rows": "IMDb reviews", "texts": "100", "this model": "90.0%",
+                                   "baseline, same training rows": "85.0%", "ahead by (points)": "+5.0",
+                                   "ECE": "0.020", "called positive": "50%"}
+    assert t.iloc[1].to_dict() == {"test rows": "Amazon product reviews", "texts": "", "this model": "80.0%",
+                                   "baseline, same training rows": "", "ahead by (points)": "", "ECE": "",
+                                   "called positive": ""}

@@ -400,19 +400,23 @@ def record_evaluation(model_id: str, figures: dict) -> dict:
     return meta
 
 
-def evaluation_line(meta: dict) -> str | None:
-    "One sentence comparing the ensemble with each member on the rows it was measured on; None if never measured."
+def evaluation_line(meta: dict, members: bool = True) -> str | None:
+    """One sentence comparing the ensemble with each member on the rows it was measured on; None if never measured.
+    With `members=False` only the best member is named (a page that shows every member's figure in a table)."""
     ev = meta.get("evaluation")
     if not ev:
         return None
     where = ev.get("where") or (f"the {ev['n']:,} validation reviews of {ev['dataset']}" if ev.get("dataset")
                                 else f"{ev['n']:,} reviews")
+    top = max(ev["members"], key=lambda m: m["accuracy"])
+    gap = round((ev["accuracy"] - top["accuracy"]) * 100, 1)
+    best = "" if members else f" ({top['name']}, {top['accuracy']:.1%})"
+    verdict = (f"{gap:.1f} points above its best member{best}." if gap > 0 else
+               f"{-gap:.1f} points below its best member{best}: averaging did not help here." if gap < 0 else
+               f"level with its best member{best}.")
+    if not members:
+        return f"Ensemble {ev['accuracy']:.1%} on {where}: {verdict}"
     mem = ", ".join(f"{m['name']} {m['accuracy']:.1%}" for m in ev["members"])
-    best = max(m["accuracy"] for m in ev["members"])
-    gap = round((ev["accuracy"] - best) * 100, 1)
-    verdict = (f"{gap:.1f} points above its best member." if gap > 0 else
-               f"{-gap:.1f} points below its best member: averaging did not help here." if gap < 0 else
-               "level with its best member.")
     return f"Ensemble {ev['accuracy']:.1%} vs {mem}, on {where}: {verdict}"
 
 

@@ -439,6 +439,34 @@ def judge_table(rows: list[dict]):
                                       "OOD accuracy"])
 
 
+def test_splits_table(meta: dict):
+    """A built model's figures on each corpus's test split and the out-of-domain sentences, beside the TF-IDF
+    baseline fitted on the same training rows (what `train.bundled.finish` recorded in `meta["build"]`: the chosen
+    candidate's and the baseline's `eval`), one row per set; None for a model without them. Only recorded figures."""
+    import pandas as pd
+
+    build = meta.get("build") if isinstance(meta.get("build"), dict) else {}
+    cands = build.get("candidates") if isinstance(build.get("candidates"), dict) else {}
+    mine = (cands.get(build.get("chosen")) or {}).get("eval")
+    base = (cands.get("baseline") or {}).get("eval") or {}
+    if not isinstance(mine, dict) or not mine:
+        return None
+    num = lambda v: isinstance(v, (int, float)) and math.isfinite(v)  # noqa: E731
+    out = []
+    for src, f in mine.items():
+        if not isinstance(f, dict) or not num(f.get("accuracy")):
+            continue
+        b = (base.get(src) or {}).get("accuracy")
+        out.append({
+            "test rows": "everyday sentences from other domains" if src == "ood" else starter.SOURCES.get(src, src),
+            "texts": f"{f['n']:,}" if num(f.get("n")) else "",
+            "this model": f"{f['accuracy']:.1%}", "baseline, same training rows": f"{b:.1%}" if num(b) else "",
+            "ahead by (points)": f"{(f['accuracy'] - b) * 100:+.1f}" if num(b) else "",
+            "ECE": f"{f['ece']:.3f}" if num(f.get("ece")) else "",
+            "called positive": f"{f['positive_share']:.0%}" if num(f.get("positive_share")) else ""})
+    return pd.DataFrame(out) if out else None
+
+
 def fmt_size(n: int) -> str:
     for unit in ("bytes", "KB", "MB", "GB"):
         if n < 1024 or unit == "GB":

@@ -67,11 +67,15 @@ except models.ModelError:
     made = None  # a broken model says so where it is used, below
 if made:
     st.caption(made)
+try:  # what it was measured to do, read once for the lines below
+    row_meta = models.read_meta(row["id"])
+except models.ModelError:
+    row_meta = {}  # a broken model says so where it is used, below
+tested = mw.tested_line(row_meta)  # how often it was right on each corpus's test split: for the audience too
+if tested:
+    st.caption(tested)
 if not presenter:  # what to expect before showing it to anyone: where it was measured to go wrong
-    try:
-        weak = mw.weak_spots(models.read_meta(row["id"]))
-    except models.ModelError:
-        weak = None
+    weak = mw.weak_spots(row_meta)
     if weak:
         st.caption(weak)
 acc = (row.get("metrics") or {}).get("accuracy")
@@ -79,7 +83,7 @@ base = (row.get("metrics") or {}).get("baseline_accuracy")
 BASELINE_GAP = 0.05  # this far below the baseline fitted on the same split, the page says so (a demo deserves better)
 if acc is not None and not presenter and (acc < WEAK_ACCURACY or (base is not None and acc < base - BASELINE_GAP)):
     b = next((m for m in models.list_models() if m["id"] == "bundled"), None)
-    bt = (b or {}).get("metrics", {}).get("test_accuracy")
+    bt = mw.test_accuracy(models.read_meta("bundled"), "imdb") if b else None
     other = ("" if b is None or row["id"] == "bundled" else " For a demo, pick the bundled sentiment model in the "
              "sidebar" + (f" ({bt:.0%} on IMDb's 25,000 test reviews)." if bt is not None else "."))
     st.warning(f"This classifier got **{acc:.0%}** of its held-out reviews right (guessing gets about 50%"

@@ -180,6 +180,39 @@ def test_a_weak_classifier_is_called_weak_with_its_measured_accuracy(ids):
     assert not [w.value for w in run(sent_model=ids["clas"], sent_presenter=True).warning]
 
 
+def test_a_weak_classifier_points_at_the_bundled_model_with_its_imdb_test_figure(ids, bundled):
+    "Beside the shipped model, the warning says which model to demo instead, with the figure its build measured."
+    from ulmfit_demo import models
+    from ulmfit_demo.ui import model_widgets as mw
+
+    imdb = mw.test_accuracy(models.read_meta("bundled"), "imdb")
+    assert imdb is not None  # the shipped build measured it
+    warned = [w.value for w in run(sent_model=ids["clas"]).warning]
+    assert any(f"pick the bundled sentiment model in the sidebar ({imdb:.0%} on IMDb's 25,000 test reviews)" in w
+               for w in warned), warned
+
+
+def test_the_tested_line_says_only_what_the_build_recorded():
+    from ulmfit_demo.ui import model_widgets as mw
+
+    meta = {"build": {"chosen": "x", "candidates": {
+        "x": {"eval": {"imdb": {"accuracy": 0.918, "n": 25000}, "yelp_sentences": {"accuracy": 0.97, "n": 10000},
+                       "ood": {"accuracy": 0.77, "n": 200}}},
+        "baseline": {"eval": {"imdb": {"accuracy": 0.896}, "yelp_sentences": {"accuracy": 0.955}}}}}}
+    assert mw.tested_line(meta) == (
+        "Tested on texts like the ones it learned from, but never shown to it in training: right on 92% of 25,000 "
+        "IMDb reviews and 97% of 10,000 Yelp sentences (a TF-IDF baseline trained on the same texts: 90% and 96%).")
+    assert mw.test_accuracy(meta, "imdb") == 0.918 and mw.test_accuracy(meta, "amazon_reviews") is None
+    # a baseline figure missing for one set: no baseline clause rather than a partial one
+    del meta["build"]["candidates"]["baseline"]["eval"]["yelp_sentences"]
+    assert mw.tested_line(meta).endswith("Yelp sentences.")
+    # the out-of-domain sentences alone are `weak_spots`' line; a run's model has no build
+    assert mw.tested_line({"build": {"chosen": "x", "candidates": {"x": {"eval": {"ood": {"accuracy": 0.7,
+                                                                                         "n": 200}}}}}}) is None
+    assert mw.tested_line({}) is None and mw.test_accuracy({}, "imdb") is None
+    assert mw.tested_line({"build": "not a dict"}) is None
+
+
 def test_the_page_names_the_weak_spots_measured_out_of_domain(home):
     """A model judged on the out-of-domain sentences (as every run's classifier is): the page says how often it was
     right and names the kinds of sentence it gets right less than 70% of the time, with the measured figures."""
@@ -248,6 +281,13 @@ def test_a_fresh_machine_judges_with_the_bundled_model(bundled):
     assert "% confident" in blobs and "Positive" in blobs  # the default review is a clear favourite
     assert not any("close to guesses" in w.value for w in at.warning)
     assert not any("no trained sentiment classifier" in i.value for i in at.info)
+    # what it was tested on, from the figures its build recorded, for the audience (presenter mode too)
+    from ulmfit_demo import models
+    from ulmfit_demo.ui import model_widgets as mw
+
+    line = mw.tested_line(models.read_meta("bundled"))
+    assert line and "IMDb reviews" in line and any(c.value == line for c in at.caption)
+    assert any(c.value == line for c in run(sent_presenter=True).caption)
 
 
 def test_a_damaged_bundled_model_gives_the_message_and_the_page_still_works(tmp_path, monkeypatch, bundled):

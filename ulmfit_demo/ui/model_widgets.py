@@ -439,33 +439,61 @@ def judge_table(rows: list[dict]):
                                       "OOD accuracy"])
 
 
-def test_splits_table(meta: dict):
-    """A built model's figures on each corpus's test split and the out-of-domain sentences, beside the TF-IDF
-    baseline fitted on the same training rows (what `train.bundled.finish` recorded in `meta["build"]`: the chosen
-    candidate's and the baseline's `eval`), one row per set; None for a model without them. Only recorded figures."""
-    import pandas as pd
+def _num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
+
+def _test_figures(meta: dict) -> list[tuple[str, dict, dict]]:
+    """(set, the model's figures, the baseline's) for each test split a built model was measured on (what
+    `train.bundled.finish` recorded in `meta["build"]`: the chosen candidate's and the baseline's `eval`; the
+    out-of-domain sentences are the set "ood"). Only sets with a recorded accuracy; [] for a model without them."""
     build = meta.get("build") if isinstance(meta.get("build"), dict) else {}
     cands = build.get("candidates") if isinstance(build.get("candidates"), dict) else {}
     mine = (cands.get(build.get("chosen")) or {}).get("eval")
-    base = (cands.get("baseline") or {}).get("eval") or {}
-    if not isinstance(mine, dict) or not mine:
+    base = (cands.get("baseline") or {}).get("eval")
+    base = base if isinstance(base, dict) else {}
+    if not isinstance(mine, dict):
+        return []
+    return [(src, f, base.get(src) if isinstance(base.get(src), dict) else {}) for src, f in mine.items()
+            if isinstance(f, dict) and _num(f.get("accuracy"))]
+
+
+def test_accuracy(meta: dict, source: str) -> float | None:
+    "A built model's recorded accuracy on one corpus's test split (`_test_figures`); None when not recorded."
+    return next((f["accuracy"] for src, f, _ in _test_figures(meta) if src == source), None)
+
+
+def tested_line(meta: dict) -> str | None:
+    """How often a built model was right on each corpus's test split (texts like those it learned from, never seen
+    in training), with the baseline fitted on the same rows, in one sentence for an audience; None when not
+    recorded. The out-of-domain sentences have their own line (`weak_spots`)."""
+    figs = [(src, f, b) for src, f, b in _test_figures(meta) if src != "ood" and _num(f.get("n"))]
+    if not figs:
         return None
-    num = lambda v: isinstance(v, (int, float)) and math.isfinite(v)  # noqa: E731
+    said = and_([f"{f['accuracy']:.0%} of {f['n']:,} {starter.SOURCES.get(src, src)}" for src, f, _ in figs])
+    base = ([f"{b['accuracy']:.0%}" for _, _, b in figs] if all(_num(b.get("accuracy")) for _, _, b in figs)
+            else None)
+    return (f"Tested on texts like the ones it learned from, but never shown to it in training: right on {said}"
+            + (f" (a TF-IDF baseline trained on the same texts: {and_(base)})" if base else "") + ".")
+
+
+def test_splits_table(meta: dict):
+    """A built model's figures on each corpus's test split and the out-of-domain sentences (`_test_figures`), beside
+    the TF-IDF baseline fitted on the same training rows, one row per set; None for a model without them. Only
+    recorded figures: a figure not recorded is a blank cell."""
+    import pandas as pd
+
     out = []
-    for src, f in mine.items():
-        if not isinstance(f, dict) or not num(f.get("accuracy")):
-            continue
-        b = (base.get(src) or {}).get("accuracy")
+    for src, f, bf in _test_figures(meta):
+        b = bf.get("accuracy")
         out.append({
             "test rows": "everyday sentences from other domains" if src == "ood" else starter.SOURCES.get(src, src),
-            "texts": f"{f['n']:,}" if num(f.get("n")) else "",
-            "this model": f"{f['accuracy']:.1%}", "baseline, same training rows": f"{b:.1%}" if num(b) else "",
-            "ahead by (points)": f"{(f['accuracy'] - b) * 100:+.1f}" if num(b) else "",
-            "ECE": f"{f['ece']:.3f}" if num(f.get("ece")) else "",
-            "called positive": f"{f['positive_share']:.0%}" if num(f.get("positive_share")) else ""})
+            "texts": f"{f['n']:,}" if _num(f.get("n")) else "",
+            "this model": f"{f['accuracy']:.1%}", "baseline, same training rows": f"{b:.1%}" if _num(b) else "",
+            "ahead by (points)": f"{(f['accuracy'] - b) * 100:+.1f}" if _num(b) else "",
+            "ECE": f"{f['ece']:.3f}" if _num(f.get("ece")) else "",
+            "called positive": f"{f['positive_share']:.0%}" if _num(f.get("positive_share")) else ""})
     return pd.DataFrame(out) if out else None
-
 
 def fmt_size(n: int) -> str:
     for unit in ("bytes", "KB", "MB", "GB"):

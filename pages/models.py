@@ -98,18 +98,25 @@ else:
             st.plotly_chart(plots.reliability_figure(cal.get("reliability"), cal.get("reliability_uncalibrated"),
                                                      cal.get("ece"), cal.get("ece_uncalibrated")),
                             key="mdl_reliability_chart", config={"displayModeBar": False})
+            off = cal.get("applied") is False and isinstance(cal.get("fitted_temperature"), (int, float))
             st.caption("Each point is a group of validation reviews the model was about equally sure of: how often "
                        "it was right (up) against how sure it was (across). Points on the diagonal are honest; below "
-                       "it the model is over-confident. Temperature scaling"
-                       + (f" (T = {cal['temperature']:.2f})" if isinstance(cal.get("temperature"), (int, float))
-                          else "") + " rescales its probabilities without changing any verdict; its curve is "
-                       "measured on halves of the validation set it was not fitted on.")
+                       "it the model is over-confident. "
+                       + (f"Temperature scaling (T = {cal['fitted_temperature']:.2f}) was tried and left off: on "
+                          f"halves of the validation set it was not fitted on, it made the calibration error worse "
+                          f"({cal['ece_uncalibrated']:.3f} -> {cal.get('ece_temperature', float('nan')):.3f}), so "
+                          "the model gives its probabilities as trained." if off else
+                          "Temperature scaling"
+                          + (f" (T = {cal['temperature']:.2f})" if isinstance(cal.get("temperature"), (int, float))
+                             else "") + " rescales its probabilities without changing any verdict; its curve is "
+                          "measured on halves of the validation set it was not fitted on."))
         judged = [r for r in rows if kinds.can(r, kinds.CLASSIFY)]
         with st.expander(f"All {len(judged)} sentiment models side by side", expanded=len(judged) > 1):
             st.dataframe(mw.judge_table(judged), hide_index=True, key="mdl_judge_table")
             st.caption("Baseline accuracy: a TF-IDF + logistic-regression model fitted on the same split. ECE: "
-                       "expected calibration error after temperature scaling (0 = its confidence matches how often "
-                       "it is right). OOD: short everyday sentences from other domains. Blank: not measured.")
+                       "expected calibration error of its probabilities as it gives them, temperature-scaled where "
+                       "that helped (0 = its confidence matches how often it is right). OOD: short everyday "
+                       "sentences from other domains. Blank: not measured.")
 
     # The bundled model ships with the app: it cannot be renamed or deleted, so those tabs are not offered for it.
     read_only = row.get("origin") == "bundled"

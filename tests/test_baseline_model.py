@@ -261,6 +261,27 @@ def test_the_stored_temperature_is_applied(fitted):
     assert inference.predict(mid, PROBE[0])["probs"]["positive"] == pytest.approx(want[1], abs=1e-12)
 
 
+def test_a_temperature_left_off_is_not_applied_and_the_models_page_says_why(fitted):
+    "`report.calibrate` left T off (it hurt on held-out halves): predictions use T = 1; the page says so, no curve."
+    from test_judge import overconfident
+
+    from ulmfit_demo.judge import report
+
+    cal = report.calibrate(*overconfident(n=60, k=2, factor=1.0, seed=2), seed=0)
+    assert cal["applied"] is False and cal["fitted_temperature"] != 1.0
+    mid = models.save_baseline(fitted, name="left off", corpus="demo", calibration=cal,
+                               metrics={"accuracy": 0.9, "n_valid": 60, **report.calibration_metrics(cal)})
+    z = fitted.logits([PROBE[0]])[0]  # as fitted: no temperature
+    want = np.exp(z) / np.exp(z).sum()
+    assert inference.predict(mid, PROBE[0])["probs"]["positive"] == pytest.approx(want[1], abs=1e-12)
+    at = run_page("pages/models.py", mdl_model=mid)
+    assert not at.exception
+    fig = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert not any(t.get("name", "").startswith("temperature-scaled") for t in fig["data"])
+    assert any(f"(T = {cal['fitted_temperature']:.2f}) was tried and left off" in c.value
+               and f"{cal['ece_uncalibrated']:.3f} -> {cal['ece_temperature']:.3f}" in c.value for c in at.caption)
+
+
 def test_generation_refuses_a_baseline(base_id):
     with pytest.raises(inference.InferenceError, match="a baseline cannot generate text"):
         inference.generate(base_id, "This movie")

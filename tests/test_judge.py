@@ -71,6 +71,35 @@ def test_cross_fit_measures_on_held_out_rows():
         calibration.cross_fit(logits[:1], y[:1])
 
 
+def test_a_temperature_that_hurts_on_held_out_rows_is_left_off():
+    from ulmfit_demo.judge import report
+
+    # 60 rows already calibrated (T = 1 is right): the T fitted on them is noise, and on seed 2 it makes the ECE
+    # measured on rows it was not fitted on worse (0.153 -> 0.179)
+    logits, y = overconfident(n=60, k=2, factor=1.0, seed=2)
+    cf = calibration.cross_fit(logits, y, seed=0)
+    assert cf["ece"] > cf["ece_uncalibrated"] and cf["temperature"] != 1.0
+    cal = report.calibrate(logits, y, seed=0)
+    assert cal["applied"] is False and cal["temperature"] == 1.0  # what predictions use
+    assert cal["fitted_temperature"] == cf["temperature"] and cal["ece_temperature"] == cf["ece"]  # on record
+    assert cal["ece"] == cal["ece_uncalibrated"] == cf["ece_uncalibrated"]  # the ECE of what is used
+    assert cal["reliability"] is None and cal["reliability_uncalibrated"]  # no curve for a scaling not applied
+    m = report.calibration_metrics(cal)
+    assert m["temperature"] == 1.0 and m["temperature_tried"] == cf["temperature"]
+    words = report.calibration_words(m)
+    assert f"(T = {cf['temperature']:.2f}) was left off" in words and f"({cf['ece']:.3f})" in words
+    # where it helps, it is applied and reported as before
+    logits, y = overconfident(n=1000, k=2)
+    cal = report.calibrate(logits, y, seed=0)
+    assert cal["applied"] is True and cal["temperature"] == pytest.approx(3.0, rel=0.15)
+    assert cal["ece"] < cal["ece_uncalibrated"] and cal["reliability"]
+    m = report.calibration_metrics(cal)
+    assert "temperature_tried" not in m
+    assert f"-> {cal['ece']:.3f} after temperature scaling (T = {cal['temperature']:.2f})" in \
+        report.calibration_words(m)
+    assert report.calibration_metrics(None) == {} and report.calibration_words({}) == ""
+
+
 # ---- out-of-domain set -------------------------------------------------------------------------------------------
 
 def test_ood_csv_is_a_balanced_varied_set():

@@ -1,6 +1,7 @@
 """One classifier judged as an ML engineer would, in one call: accuracy beside the TF-IDF baseline fitted on the
 same split, expected calibration error before and after temperature scaling (held-out protocol, see
-`calibration.cross_fit`), a reliability table, and accuracy on the app's out-of-domain sentences.
+`calibration.cross_fit`; the temperature applied only where it helped there), a reliability table, and accuracy on
+the app's out-of-domain sentences.
 
 Used by the training job after every classifier stage and by the bundled model's build: the figures land in the
 model's metadata (`meta["judge"]`) and its temperature in `meta["calibration"]`, where inference applies it.
@@ -46,16 +47,47 @@ def _table(df) -> list[dict]:
 
 def calibrate(logits: np.ndarray, y: np.ndarray, seed: int = 0) -> dict | None:
     """Temperature scaling judged on held-out halves (`calibration.cross_fit`) plus reliability tables before and
-    after (cross-fitted): what a model's metadata keeps under `calibration`. None for fewer than 4 rows."""
+    after (cross-fitted): what a model's metadata keeps under `calibration`. None for fewer than 4 rows.
+
+    The temperature is applied (`temperature`, what predictions use) only where it lowered the ECE measured on rows
+    it was not fitted on (`applied`): on a small validation set a fitted T can make calibration worse, and a model
+    must not ship a correction that was measured to hurt. `ece` is then the ECE of the probabilities as used; the
+    temperature tried and its ECE stay on record (`fitted_temperature`, `ece_temperature`)."""
     if len(y) < 4:
         return None
     cal = calibration.cross_fit(logits, y, seed=seed)
+    applied = cal["ece"] < cal["ece_uncalibrated"]
     before = calibration.reliability(calibration.apply_temperature(logits, 1.0), y)
-    after = calibration.reliability(cross_fitted_probs(logits, y, seed), y)
-    return {"temperature": cal["temperature"], "ece": cal["ece"], "ece_uncalibrated": cal["ece_uncalibrated"],
-            "n": cal["n"], "reliability_uncalibrated": _table(before), "reliability": _table(after),
+    after = calibration.reliability(cross_fitted_probs(logits, y, seed), y) if applied else None
+    return {"temperature": cal["temperature"] if applied else 1.0, "applied": applied,
+            "fitted_temperature": cal["temperature"], "ece": cal["ece"] if applied else cal["ece_uncalibrated"],
+            "ece_uncalibrated": cal["ece_uncalibrated"], "ece_temperature": cal["ece"], "n": cal["n"],
+            "reliability_uncalibrated": _table(before), "reliability": _table(after) if applied else None,
             "protocol": "temperature fitted on one half of the validation set, ECE measured on the other half, "
-                        "and the reverse; 15 equal-width bins"}
+                        "and the reverse; 15 equal-width bins; applied only where it lowered that ECE"}
+
+
+def calibration_metrics(cal: dict | None) -> dict:
+    """The flat figures of `calibrate`'s result for a run's metrics: `ece` (as used), `ece_uncalibrated`,
+    `temperature` (as used), and where the temperature was not applied, the one tried and its ECE."""
+    if not cal:
+        return {}
+    out = {"ece": cal["ece"], "ece_uncalibrated": cal["ece_uncalibrated"], "temperature": cal["temperature"]}
+    if cal.get("applied") is False:
+        out.update(temperature_tried=cal["fitted_temperature"], ece_temperature=cal["ece_temperature"])
+    return out
+
+
+def calibration_words(m: dict) -> str:
+    "`calibration_metrics` in one sentence (with a leading space), or '' when calibration was not measured."
+    if not isinstance(m.get("ece"), (int, float)):
+        return ""
+    if isinstance(m.get("temperature_tried"), (int, float)):
+        return (f" Calibration error (ECE) {m['ece_uncalibrated']:.3f}; temperature scaling (T = "
+                f"{m['temperature_tried']:.2f}) was left off: on held-out halves it made that worse "
+                f"({m['ece_temperature']:.3f}).")
+    return (f" Calibration error (ECE) {m['ece_uncalibrated']:.3f} -> {m['ece']:.3f} after temperature scaling "
+            f"(T = {m['temperature']:.2f}).")
 
 
 def judge(*, labels: list[str], valid_logits: np.ndarray, valid_y: np.ndarray, valid_texts: list[str],
@@ -74,7 +106,7 @@ def judge(*, labels: list[str], valid_logits: np.ndarray, valid_y: np.ndarray, v
     out = {"metrics": metrics, "baseline": base}
     cal = calibrate(logits, y, seed)
     if cal is not None:
-        metrics.update(ece=cal["ece"], ece_uncalibrated=cal["ece_uncalibrated"], temperature=cal["temperature"])
+        metrics.update(calibration_metrics(cal))
         out["calibration"] = cal
     smap = sentiment_map(labels)
     if smap is not None:

@@ -48,7 +48,7 @@ class BaselineStage:
         seen = y >= 0
         cal = report.calibrate(logits[seen], y[seen], cfg.seed)
         if cal is not None:
-            metrics.update(ece=cal["ece"], ece_uncalibrated=cal["ece_uncalibrated"], temperature=cal["temperature"])
+            metrics.update(report.calibration_metrics(cal))
         judged = None
         smap = report.sentiment_map(base.labels)
         if smap is not None:
@@ -67,9 +67,7 @@ class BaselineStage:
         except Exception as e:  # noqa: BLE001 - a model that cannot be saved fails the run, with the reason
             raise RuntimeError(f"The baseline was fitted, but saving it failed: {type(e).__name__}: {e}") from e
         msg = f"Accuracy {metrics['accuracy']:.1%} on {len(val):,} validation texts (fitted in {fit_s:.1f}s)."
-        if "ece" in metrics:
-            msg += (f" Calibration error (ECE) {metrics['ece_uncalibrated']:.3f} -> {metrics['ece']:.3f} after "
-                    f"temperature scaling (T = {metrics['temperature']:.2f}).")
+        msg += report.calibration_words(metrics)
         if "ood_accuracy" in metrics:
             msg += (f" Out-of-domain sentences: {metrics['ood_accuracy']:.1%}; {metrics['ood_positive_rate']:.0%} of "
                     f"them called positive.")

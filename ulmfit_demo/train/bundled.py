@@ -315,8 +315,7 @@ def train_direction(cfg: BundledConfig, direction: str, *, resume: bool = False,
     sc = held_scores(logits, held, labels)
     metrics = {"accuracy": float((logits.argmax(1) == y).mean()), "n_valid": int(len(y)),
                **{f"held_{s}": a for s, a in sc["by_source"].items()}}
-    if cal:
-        metrics.update(ece=cal["ece"], ece_uncalibrated=cal["ece_uncalibrated"], temperature=cal["temperature"])
+    metrics.update(report.calibration_metrics(cal))
     tags = ([f"texts cut to {cfg.max_tokens:,} tokens"] if cfg.max_tokens != _DEFAULT.max_tokens else []) + (
         [f"seed {tseed}"] if tseed != cfg.seed else [])
     name = f"Bundled sentiment, {'backward' if backwards else 'forward'} AWD-LSTM" + (

@@ -60,9 +60,7 @@ def summary(m: dict, n_train: int) -> str:
     "One sentence a person can read: the classifier beside the baseline, its calibration, out-of-domain accuracy."
     msg = (f"Accuracy {m['accuracy']:.1%} vs {m['baseline_accuracy']:.1%} for a TF-IDF + logistic-regression "
            f"baseline fitted on the same {n_train:,} texts and judged on the same {m['n_valid']:,}.")
-    if "ece" in m:
-        msg += (f" Calibration error (ECE) {m['ece_uncalibrated']:.3f} -> {m['ece']:.3f} after temperature "
-                f"scaling (T = {m['temperature']:.2f}).")
+    msg += report.calibration_words(m)
     if "ood_accuracy" in m:
         msg += (f" Out-of-domain sentences: {m['ood_accuracy']:.1%} (baseline {m['baseline_ood_accuracy']:.1%}); "
                 f"{m['ood_positive_rate']:.0%} of them called positive.")

@@ -21,6 +21,10 @@ EXAMPLES = {
                       "makes no sense at all.",
     "Negation": "I did not enjoy this movie. It was not funny and not exciting, although the lead actor is not bad.",
     "Shouting": "THIS IS THE BEST MOVIE EVER!!!! Go and see it right now.",
+    # Not only films: the bundled model also learned from restaurant and shop sentences and product reviews.
+    "A good dinner": "The pasta was fresh, the staff were lovely and the bill was fair. We will be back next week.",
+    "A gadget that failed": "The charger stopped working after three days and customer support never answered my "
+                            "emails.",
 }
 WEAK_ACCURACY = 0.7  # below this measured validation accuracy the page says the verdicts are close to guesses
 CSV_MAX_ROWS = 20_000  # beyond this use `python -m ulmfit_demo predict --csv`: the page would sit for minutes

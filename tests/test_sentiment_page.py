@@ -2,6 +2,8 @@
 word and replacement, the second model, CSV upload/column/score/download, presenter mode."""
 from pathlib import Path
 
+import pytest
+
 from support import run_page
 from streamlit.testing.v1 import AppTest
 
@@ -288,6 +290,17 @@ def test_a_fresh_machine_judges_with_the_bundled_model(bundled):
     line = mw.tested_line(models.read_meta("bundled"))
     assert line and "IMDb reviews" in line and any(c.value == line for c in at.caption)
     assert any(c.value == line for c in run(sent_presenter=True).caption)
+
+
+@pytest.mark.parametrize("example, label", [("A good dinner", "Positive"), ("A gadget that failed", "Negative"),
+                                            ("A clear flop", "Negative")])
+def test_the_examples_get_the_verdict_a_reader_gives_them_from_the_bundled_model(bundled, example, label):
+    "The examples offered for a demo, films and not, are judged as any reader would by the model a demo uses."
+    at = run()
+    at.selectbox(key="sent_example").set_value(example).run()
+    at.button(key="sent_go").click().run()
+    verdict = next(m.value for m in at.markdown if "% confident (" in m.value)  # the verdict comes first
+    assert f"{label}</div>" in verdict, verdict
 
 
 def test_a_damaged_bundled_model_gives_the_message_and_the_page_still_works(tmp_path, monkeypatch, bundled):

@@ -376,6 +376,7 @@ def _bundled(*args, env):
     (["direction", "fwd", "--set", "max_epochs=0"], "max_epochs must be a whole number of epochs, 1 or more"),
     (["direction", "fwd", "--set", "max_tokens"], "--set 'max_tokens': write KEY=VALUE"),
     (["direction", "fwd", "--set", "epochs=3"], "Unknown setting 'epochs': use one of corpus, holdout"),
+    (["direction", "fwd", "--set", "balance=label"], "balance must be 'source' (each source's rows capped"),
     # no bundled model (the tests' ULMFIT_DEMO_BUNDLED names none): nothing to take into the build
     (["adopt"], "has no readable card.json and meta.json"),
 ])
@@ -416,6 +417,39 @@ def test_epochs_past_the_steps_need_a_last_step_that_trains_every_layer(tmp_path
         bundled.train_direction(cfg, "fwd")
     assert not (config.home() / "bundled_build").exists()
     assert bundled._step(replace(cfg, steps=((-1, 2e-2), (0, 5e-3))), 4) == (0, 5e-3)
+
+
+def test_balanced_epochs_cap_each_source_at_the_second_largest_and_draw_the_largest_anew():
+    import numpy as np
+
+    from ulmfit_demo.train import bundled
+
+    src = np.array(["yelp"] * 500 + ["imdb"] * 120 + ["amazon"] * 60)
+    a, b = bundled.balanced_rows(src, 1), bundled.balanced_rows(src, 2)
+    for pick in (a, b):
+        got = dict(zip(*np.unique(src[pick], return_counts=True)))
+        assert got == {"yelp": 120, "imdb": 120, "amazon": 60}  # the smaller sources whole, the largest capped
+        assert len(set(pick)) == len(pick) and (np.diff(pick) > 0).all()  # each row once, in corpus order
+    assert set(a[src[a] == "yelp"]) != set(b[src[b] == "yelp"])  # another epoch, other Yelp rows
+    assert (bundled.balanced_rows(src, 1) == a).all()  # seeded: a resumed build reads the same rows
+    one = np.array(["demo"] * 7)
+    assert list(bundled.balanced_rows(one, 0)) == list(range(7))  # one source: every row
+
+
+def test_a_balanced_classifier_has_its_own_folder_in_the_same_build(tmp_path):
+    from dataclasses import replace
+
+    from ulmfit_demo.train import bundled
+
+    cfg = bundled.BundledConfig()
+    bal = replace(cfg, balance="source")
+    assert bal.key() == cfg.key()  # the same rows: one build, so finish can pool them
+    assert bundled.build_dir(bal, "fwd").name == "fwd-bal" and bundled.build_dir(bal, "fwd", 43).name == "fwd-bal-s43"
+    for name, mid in (("fwd", "clas-a"), ("fwd-bal", "clas-b"), ("fwd-bal-s43", "clas-c")):
+        folder = bundled.build_dir(cfg, "fwd").parent / name
+        folder.mkdir(parents=True)
+        (folder / "state.json").write_text(json.dumps({"model_id": mid}))
+    assert bundled.built(cfg) == {"fwd": "clas-a", "fwd-bal": "clas-b", "fwd-bal-s43": "clas-c"}
 
 
 def test_the_bundled_build_pauses_resumes_and_ships_the_candidate_best_on_held_out_rows(use_starter, tmp_path):

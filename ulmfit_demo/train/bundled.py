@@ -14,7 +14,9 @@ fine-tunes a forward and a backward classifier on the labelled training rows of 
    `--resume --set patience=N` with a larger N, one that used up its steps still improving by `--resume --set
    max_epochs=N` (every layer at the last step's LR); the classifier stored then replaces it in the build.
    `--train-seed N` trains another classifier of a direction on the same rows (`fwd-s43`), `--set max_tokens=N` one
-   that reads its texts cut to another length (`fwd-t1440`): both belong to the same build, the rows being the same.
+   that reads its texts cut to another length (`fwd-t1440`), `--set balance=source` one whose epochs read each
+   source's rows up to the second-largest source's count (`fwd-bal`): all belong to the same build, the rows being
+   the same.
 2. `finish`: the TF-IDF baseline fitted on exactly the same training rows (each source's rows weighing the same in
    all: `baseline_balance`) and, with `nb_baseline`, a Naive-Bayes-weighted one of 1-3-grams on the same rows; then
    every candidate measured on the held-out training rows: the forward classifiers (every one built, or those
@@ -68,6 +70,10 @@ class BundledConfig:
     holdout: float = 0.1  # of each source's training rows: early stopping, temperature, the candidates' choice
     max_holdout: int = 2500  # per source, so the short Yelp sentences do not swamp the choice
     max_tokens: int = 320  # a training text is cut to its last this many tokens
+    # "source": each epoch reads every training row of each source up to as many as the second-largest source has,
+    # the largest source's rows drawn anew each epoch (seeded), so Yelp's 118k short sentences do not make up 72% of
+    # every batch; "none": every row every epoch. Like `max_tokens`, it names a classifier's folder (`fwd-bal`).
+    balance: str = "none"
     crop_frac: float = 0.3  # this share of training texts with 2+ sentences also gives a short crop with its label
     bs: int = 64
     clas_seq_len: int = 72
@@ -110,7 +116,7 @@ class BundledConfig:
 # `max_tokens` only changes how one classifier trains on the same rows: classifiers with another one share the build,
 # each in its own folder (`build_dir`), and `finish` can pool them.
 _NOT_IN_KEY = ("patience", "max_epochs", "baseline_balance", "baseline_shares", "rules", "tie", "nb_baseline",
-               "classifiers", "max_tokens")
+               "classifiers", "max_tokens", "balance")
 # The NB-weighted member (`baseline.fit(nb=True)`): chosen on the build's held-out rows only (the v3 classifiers'
 # kept probabilities, geometric pooling), over 1-2 / 1-3-grams x C 1 / 4 / 16: 1-3-grams (min_df 3, 655k terms, about
 # 20 MB) at C=4 was best alone (held-out mean 91.55 against the plain baseline's 91.22) and beside it.
@@ -159,6 +165,7 @@ def build_dir(cfg: BundledConfig, direction: str, train_seed: int | None = None)
     only the initialisation of the head and the order of batches change); `fwd-t1440` for texts cut to another
     `max_tokens` than the default (`fwd-t1440-s43` both)."""
     extra = "" if cfg.max_tokens == _DEFAULT.max_tokens else f"-t{int(cfg.max_tokens)}"
+    extra += "-bal" if cfg.balance == "source" else ""
     extra += "" if train_seed in (None, cfg.seed) else f"-s{int(train_seed)}"
     return config.home() / "bundled_build" / cfg.key() / f"{direction}{extra}"
 
@@ -198,6 +205,9 @@ def train_direction(cfg: BundledConfig, direction: str, *, resume: bool = False,
 
     if direction not in DIRECTIONS:
         raise BuildError(f"direction must be fwd or bwd, not {direction!r}.")
+    if cfg.balance not in ("none", "source"):
+        raise BuildError(f"balance must be 'source' (each source's rows capped at the second-largest source's count "
+                         f"each epoch) or 'none', not {cfg.balance!r}.")
     if train_seed is not None and int(train_seed) < 0:
         raise BuildError(f"--train-seed must be 0 or more, not {train_seed}.")
     if not isinstance(cfg.patience, int) or cfg.patience < 0:
@@ -284,6 +294,12 @@ def train_direction(cfg: BundledConfig, direction: str, *, resume: bool = False,
             f"{st['sittings'] - 1} sitting(s))")
     while k < _epochs(cfg) and not _stopped(st, cfg):
         ft, lr = _step(cfg, k)
+        if cfg.balance == "source":  # this epoch's rows: the largest source drawn anew
+            pick = balanced_rows(trn["source"].values, tseed * 1000 + k)
+            learn.dls = training.clas_dls(pd.concat([df.iloc[pick], df[df["is_valid"]]], ignore_index=True), vocab,
+                                          rc, "cpu")
+            log(f"{direction}: epoch {k + 1} reads {len(pick):,} rows, by source "
+                f"{trn['source'].iloc[pick].value_counts().to_dict()}")
         if k == 0 or _step(cfg, k - 1)[0] != ft:
             training.set_trainable(learn, ft)
         t0 = time.time()
@@ -317,6 +333,7 @@ def train_direction(cfg: BundledConfig, direction: str, *, resume: bool = False,
                **{f"held_{s}": a for s, a in sc["by_source"].items()}}
     metrics.update(report.calibration_metrics(cal))
     tags = ([f"texts cut to {cfg.max_tokens:,} tokens"] if cfg.max_tokens != _DEFAULT.max_tokens else []) + (
+        ["rows balanced by source"] if cfg.balance == "source" else []) + (
         [f"seed {tseed}"] if tseed != cfg.seed else [])
     name = f"Bundled sentiment, {'backward' if backwards else 'forward'} AWD-LSTM" + (
         f" ({', '.join(tags)})" if tags else "")
@@ -330,6 +347,20 @@ def train_direction(cfg: BundledConfig, direction: str, *, resume: bool = False,
     log(f"{direction}: done, best epoch {st['best']['step']} (held-out mean {st['best']['score']:.4f}); stored as "
         f"{st['model_id']}")
     return st
+
+
+def balanced_rows(sources: np.ndarray, seed: int) -> np.ndarray:
+    """Positions of one epoch's training rows under `balance="source"`: every row of each source up to as many as
+    the second-largest source has, the rest of a larger source's rows drawn at random (`seed`: one draw per epoch)."""
+    sources = np.asarray(sources)
+    counts = pd.Series(sources).value_counts()
+    cap = int(counts.iloc[1]) if len(counts) > 1 else int(counts.iloc[0])
+    rng = np.random.default_rng(seed)
+    keep = []
+    for src in counts.index:
+        ix = np.flatnonzero(sources == src)
+        keep.append(ix if len(ix) <= cap else rng.choice(ix, cap, replace=False))
+    return np.sort(np.concatenate(keep))
 
 
 def _epochs(cfg: BundledConfig) -> int:
@@ -393,7 +424,7 @@ def built(cfg: BundledConfig) -> dict[str, str]:
     root = config.home() / "bundled_build" / cfg.key()
     out = {}
     for d in DIRECTIONS:
-        names = sorted((p.name for p in root.glob(f"{d}*") if re.fullmatch(rf"{d}(-t\d+)?(-s\d+)?", p.name)),
+        names = sorted((p.name for p in root.glob(f"{d}*") if re.fullmatch(rf"{d}(-t\d+)?(-bal)?(-s\d+)?", p.name)),
                        key=lambda n: (n != d, len(n), n))
         for n in names:
             mid = (_state(root / n) or {}).get("model_id")
